@@ -1,0 +1,80 @@
+# tablelockd: build, test, run. See README.md.
+
+CC ?= cc
+PKGS := libevent jansson libmariadb inih libsystemd
+# The build directory keeps plain and sanitizer builds apart.
+BUILD ?= build
+SAN ?=
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+	-Wstrict-prototypes -Wpointer-arith -Wvla -Wnull-dereference
+OPT ?= -O2 -g
+CPPFLAGS += -I. -D_GNU_SOURCE
+CFLAGS += -std=c11 $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += $(SAN)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+PROTO_SRC := $(sort $(wildcard proto/*.c))
+CONF_SRC := $(sort $(wildcard conf/*.c))
+DAEMON_SRC := $(sort $(wildcard daemon/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC) $(PROTO_SRC) $(CONF_SRC))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+
+DAEMON := daemon/tablelockd
+
+.PHONY: all deps units test test-unit test-integration test-asan run clean bench
+all: deps $(DAEMON)
+
+deps:
+	@sh scripts/deps.sh
+
+$(DAEMON): $(BUILD)/tablelockd
+	cp $< $@
+
+$(BUILD)/tablelockd: $(DAEMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Each unit test links the module it tests and the small shared base; a
+# test_proto_* test links all of proto/.
+UNIT_BASE := $(call obj,proto/buf.c proto/proto_error.c)
+PROTO_OBJ := $(call obj,$(PROTO_SRC))
+UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
+UNIT_DEPS_test_sqltext := $(call obj,daemon/sqltext.c)
+UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_BASE) $$(or $$(UNIT_DEPS_$$*),$$(PROTO_OBJ))
+	$(CC) $(LDFLAGS) -o $@ $(sort $(filter %.o,$^)) $(LDLIBS) -lcmocka
+
+units: $(UNIT_BIN)
+
+# `make test`: every test, ending with one line "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory $(DAEMON) units
+	@sh tests/run.sh $(BUILD) $(DAEMON)
+
+# The same suite under AddressSanitizer and UBSan, in its own build dir.
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+		build-asan/tablelockd units
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		sh tests/run.sh build-asan build-asan/tablelockd
+
+run: all
+	@sh scripts/run-sandbox.sh
+
+clean:
+	rm -rf build build-asan $(DAEMON)
+
+# Each part keeps its own build rules beside its sources.
+-include client/client.mk
+-include bench/bench.mk
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,71 @@
+/* Client connection: one socket, its requests in order, its lease. */
+#ifndef TABLELOCK_CLIENT_H
+#define TABLELOCK_CLIENT_H
+
+#include <event2/bufferevent.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "proto/proto_error.h"
+#include "proto/proto_frame.h"
+
+struct lease;
+
+/* A connection's life; client_enter_state() alone moves it. */
+enum client_state {
+	CLIENT_READY,	/* reading requests */
+	CLIENT_BUSY,	/* one request in flight; later lines wait their turn */
+	CLIENT_CLOSING,	/* flushing a last answer, then closing */
+	CLIENT_CLOSED,	/* gone; freed once the loop is done with it */
+	CLIENT__STATE_COUNT
+};
+
+/* Who is on the other end. */
+struct client_peer {
+	bool is_unix;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	char address[80];	/* "unix" or "host:port" */
+};
+
+struct client {
+	TAILQ_ENTRY(client) entry;
+	uint64_t id;
+	enum client_state state;
+	struct bufferevent *bev;
+	struct proto_frame frame;
+	struct client_peer peer;
+	char *name;		/* from hello */
+	struct lease *lease;	/* the lease requests go to, or NULL */
+	uint64_t lost_lease;	/* a lease lost under us: the next lease op says so */
+	json_t *request_id;	/* id of the request in flight */
+	bool processing;	/* inside client_process(): do not recurse */
+	struct event *free_ev;
+};
+
+/* Takes over an accepted socket. */
+void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen, bool is_unix);
+/* The only way out: ends the lease (rolled back), closes, frees later. */
+void client_close(struct client *c, const char *why);
+
+/* {"id":…,"ok":true} for the request in flight; add fields, then respond. */
+json_t *client_ok(struct client *c);
+/* Sends the answer to the request in flight (steals resp) and goes on
+ * with the next buffered request. */
+void client_respond(struct client *c, json_t *resp);
+void client_respond_error(struct client *c, enum proto_error code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* An error answer for the request in flight, to add fields to. */
+json_t *client_error(struct client *c, enum proto_error code, const char *message);
+/* Sends an unsolicited event (steals ev). */
+void client_push(struct client *c, json_t *ev);
+/* "name" or "-" for logs. */
+const char *client_label(const struct client *c);
+/* {"uid":…,"pid":…} or {"address":…}. */
+json_t *client_peer_json(const struct client *c);
+
+#endif

@@ -1,0 +1,141 @@
+/* Dispatch: a request line to the handler of its op. */
+#include "daemon/dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "daemon/client.h"
+#include "daemon/lease.h"
+#include "daemon/log.h"
+#include "daemon/server.h"
+#include "daemon/status.h"
+#include "proto/buf.h"
+#include "proto/proto_request.h"
+#include "proto/proto_response.h"
+
+#ifndef TABLELOCK_VERSION
+#define TABLELOCK_VERSION "0.1.0"
+#endif
+
+typedef void dispatch_fn(struct client *c, struct proto_request *req);
+
+static dispatch_fn dispatch_ping, dispatch_hello, dispatch_lease_start, dispatch_on_lease,
+	dispatch_status, dispatch_revoke;
+
+/* One row per op: the handler, and whether it needs the client's lease. */
+static dispatch_fn *const dispatch_table[PROTO_OP__COUNT] = {
+	[PROTO_OP_PING] = dispatch_ping,
+	[PROTO_OP_HELLO] = dispatch_hello,
+	[PROTO_OP_ACQUIRE] = dispatch_lease_start,
+	[PROTO_OP_TRANSACT] = dispatch_lease_start,
+	[PROTO_OP_QUERY] = dispatch_on_lease,
+	[PROTO_OP_COMMIT] = dispatch_on_lease,
+	[PROTO_OP_ROLLBACK] = dispatch_on_lease,
+	[PROTO_OP_RENEW] = dispatch_on_lease,
+	[PROTO_OP_STATUS] = dispatch_status,
+	[PROTO_OP_REVOKE] = dispatch_revoke,
+};
+
+void
+dispatch_line(struct client *c, const char *line, size_t len)
+{
+	struct proto_request req = {0};
+	char msg[512];
+	enum proto_error code;
+
+	code = proto_request_parse(line, len, &server.parse_options, &req, msg, sizeof(msg));
+	json_decref(c->request_id);
+	c->request_id = req.id != NULL ? json_incref(req.id) : NULL;
+	if (code != PROTO_OK) {
+		log_debug("client %llu: %s: %s", (unsigned long long)c->id, proto_error_name(code),
+			  msg);
+		client_respond_error(c, code, "%s", msg);
+	} else {
+		dispatch_table[req.op](c, &req);
+	}
+	proto_request_free(&req);
+}
+
+static void
+dispatch_ping(struct client *c, struct proto_request *req)
+{
+	(void)req;
+	client_respond(c, client_ok(c));
+}
+
+static void
+dispatch_hello(struct client *c, struct proto_request *req)
+{
+	json_t *resp;
+
+	if (req->client != NULL) {
+		free(c->name);
+		c->name = xstrdup(req->client);
+	}
+	resp = client_ok(c);
+	json_object_set_new(resp, "server", json_string("tablelockd"));
+	json_object_set_new(resp, "version", json_string(TABLELOCK_VERSION));
+	json_object_set_new(resp, "protocol", json_integer(1));
+	client_respond(c, resp);
+}
+
+static void
+dispatch_lease_start(struct client *c, struct proto_request *req)
+{
+	lease_start(c, req);
+}
+
+static void
+dispatch_on_lease(struct client *c, struct proto_request *req)
+{
+	if (c->lease == NULL) {
+		if (c->lost_lease != 0) {
+			uint64_t id = c->lost_lease;
+			c->lost_lease = 0;
+			client_respond_error(c, PROTO_ERR_LEASE_LOST,
+					     "lease %llu was lost: its MySQL session died and MySQL "
+					     "rolled it back",
+					     (unsigned long long)id);
+			return;
+		}
+		client_respond_error(c, PROTO_ERR_NO_LEASE, "this connection holds no lease");
+		return;
+	}
+	lease_request(c->lease, req);
+}
+
+static void
+dispatch_status(struct client *c, struct proto_request *req)
+{
+	json_t *resp = client_ok(c);
+	(void)req;
+	status_fill(resp, c);
+	client_respond(c, resp);
+}
+
+static void
+dispatch_revoke(struct client *c, struct proto_request *req)
+{
+	struct lease *l;
+	json_t *resp;
+
+	if (!status_is_admin(c)) {
+		client_respond_error(c, PROTO_ERR_FORBIDDEN,
+				     "revoke needs the admin right (identity uid %d)",
+				     (int)c->peer.uid);
+		return;
+	}
+	l = lease_find((uint64_t)req->lease);
+	if (l == NULL || lease_get_state(l) == LEASE_RELEASING) {
+		client_respond_error(c, PROTO_ERR_NO_LEASE, "no live lease %lld",
+				     (long long)req->lease);
+		return;
+	}
+	log_info("lease %llu: revoked by %s", (unsigned long long)req->lease, client_label(c));
+	/* End first: the lease may be the asker's own (HELD, as the asker is
+	 * not busy), which gets its event before this answer. */
+	lease_end(l, LEASE_END_REVOKED);
+	resp = client_ok(c);
+	json_object_set_new(resp, "lease", json_integer(req->lease));
+	client_respond(c, resp);
+}

@@ -1,0 +1,68 @@
+/* Leases: a client's hold on tables, from the queue to the final unlock. */
+#ifndef TABLELOCK_LEASE_H
+#define TABLELOCK_LEASE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/proto_request.h"
+
+struct client;
+struct lease;
+
+/* A lease's life. lease_enter_state() is the only function that moves a
+ * lease, and logs "old -> new". */
+enum lease_state {
+	LEASE_WAITING,		/* in the daemon's queue, or waiting for a session */
+	LEASE_LOCKING,		/* LOCK TABLES running in MySQL */
+	LEASE_HELD,		/* held, nothing running */
+	LEASE_RUNNING,		/* a statement running */
+	LEASE_ENDING,		/* COMMIT or ROLLBACK running for the client */
+	LEASE_RELEASING,	/* over for the client; rollback/unlock running */
+	LEASE__STATE_COUNT
+};
+
+/* How a lease ended (or is ending). Set once: the first reason wins. */
+enum lease_end {
+	LEASE_END_NONE,
+	LEASE_END_COMMIT,
+	LEASE_END_ROLLBACK,
+	LEASE_END_EXPIRED,
+	LEASE_END_DISCONNECT,
+	LEASE_END_SHUTDOWN,
+	LEASE_END_REVOKED,
+	LEASE_END_LOST,
+	LEASE_END_LOCK_TIMEOUT,
+	LEASE_END_FAILED,	/* never held: LOCK TABLES failed, MySQL down, … */
+	LEASE_END__COUNT
+};
+
+const char *lease_state_name(enum lease_state state);
+const char *lease_end_name(enum lease_end end);
+
+/* Starts an acquire (req->op ACQUIRE) or a one-shot transact (TRANSACT)
+ * for c; the answer is sent to c later (or now, for immediate errors). */
+void lease_start(struct client *c, struct proto_request *req);
+/* The lock manager's grant callback (owner is the lease). */
+struct lockmgr_req;
+void lease_lockmgr_grant(struct lockmgr_req *req, void *owner, void *arg);
+/* Runs req (query, commit, rollback, renew) on c's lease. */
+void lease_request(struct lease *l, struct proto_request *req);
+/* Ends the lease for a reason other than the client's commit/rollback:
+ * expiry, disconnect, revoke, shutdown. Always rolls back and unlocks. */
+void lease_end(struct lease *l, enum lease_end why);
+
+uint64_t lease_id(const struct lease *l);
+enum lease_state lease_get_state(const struct lease *l);
+/* One status entry; full = with client name, peer and MySQL thread. */
+json_t *lease_status(const struct lease *l, bool full);
+struct client *lease_client(const struct lease *l);
+/* Every live lease in id order (which is arrival order). */
+struct lease *lease_first(void);
+struct lease *lease_next(const struct lease *l);
+struct lease *lease_prev(const struct lease *l);
+/* The live lease with this id, or NULL. */
+struct lease *lease_find(uint64_t id);
+
+#endif

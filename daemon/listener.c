@@ -1,0 +1,194 @@
+/* Listeners: the Unix and TCP sockets clients connect to. */
+#include "daemon/listener.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "daemon/client.h"
+#include "daemon/log.h"
+#include "daemon/server.h"
+#include "proto/buf.h"
+
+struct listener {
+	struct evconnlistener *ev;
+	char *path;		/* Unix socket file to remove, or NULL */
+	bool is_unix;
+	char *address;
+	struct event *pause;	/* re-enables after running out of descriptors */
+};
+
+static struct listener *listeners;
+static size_t nlisteners;
+
+static void listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
+			       struct sockaddr *addr, int len, void *arg);
+static void listener_error_cb(struct evconnlistener *ev, void *arg);
+static void listener_resume_cb(evutil_socket_t fd, short what, void *arg);
+static int listener_open_unix(struct listener *l, const char *path, unsigned int mode, char *err,
+			      size_t errsize);
+static int listener_open_tcp(struct listener *l, const char *hostport, char *err,
+			     size_t errsize);
+
+static void
+listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *addr, int len,
+		   void *arg)
+{
+	struct listener *l = arg;
+	(void)ev;
+	client_accept(fd, addr, len, l->is_unix);
+}
+
+/* Out of file descriptors (EMFILE): accepting again at once would spin,
+ * so pause this listener briefly. */
+static void
+listener_error_cb(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	struct timeval tv = {0, 100000};
+
+	log_warn("accept on %s", l->address);
+	evconnlistener_disable(ev);
+	evtimer_add(l->pause, &tv);
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	(void)fd;
+	(void)what;
+	if (l->ev != NULL)
+		evconnlistener_enable(l->ev);
+}
+
+static int
+listener_open_unix(struct listener *l, const char *path, unsigned int mode, char *err,
+		   size_t errsize)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	evutil_socket_t fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errsize, "unix:%s: path too long", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errsize, "unix:%s: exists and is not a socket", path);
+			return -1;
+		}
+		/* A socket file that nobody answers on is left from a crash;
+		 * one that answers belongs to a running daemon. */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			snprintf(err, errsize, "unix:%s: another daemon is listening there", path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, mode) != 0 || listen(fd, 1024) != 0) {
+		snprintf(err, errsize, "unix:%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	l->ev = evconnlistener_new(server.base, listener_accept_cb, l,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l->ev == NULL) {
+		snprintf(err, errsize, "unix:%s: cannot listen", path);
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	l->path = xstrdup(path);
+	l->is_unix = true;
+	return 0;
+}
+
+static int
+listener_open_tcp(struct listener *l, const char *hostport, char *err, size_t errsize)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &len) != 0) {
+		snprintf(err, errsize, "tcp:%s: not an address:port", hostport);
+		return -1;
+	}
+	l->ev = evconnlistener_new_bind(server.base, listener_accept_cb, l,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+						LEV_OPT_REUSEABLE,
+					1024, (struct sockaddr *)&ss, len);
+	if (l->ev == NULL) {
+		snprintf(err, errsize, "tcp:%s: %s", hostport, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+listener_open_all(const struct conf *c, char *err, size_t errsize)
+{
+	listeners = xcalloc(c->nlisten, sizeof(*listeners));
+	for (size_t i = 0; i < c->nlisten; i++) {
+		struct listener *l = &listeners[i];
+		const char *a = c->listen[i];
+		int rc;
+
+		l->address = xstrdup(a);
+		l->pause = evtimer_new(server.base, listener_resume_cb, l);
+		nlisteners = i + 1;
+		if (strncmp(a, "unix:", 5) == 0)
+			rc = listener_open_unix(l, a + 5, c->socket_mode, err, errsize);
+		else if (strncmp(a, "tcp:", 4) == 0)
+			rc = listener_open_tcp(l, a + 4, err, errsize);
+		else {
+			snprintf(err, errsize, "%s: unknown listen address kind", a);
+			rc = -1;
+		}
+		if (rc != 0) {
+			listener_close_all();
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->ev, listener_error_cb);
+		log_info("listening on %s", a);
+	}
+	return 0;
+}
+
+void
+listener_close_all(void)
+{
+	for (size_t i = 0; i < nlisteners; i++) {
+		struct listener *l = &listeners[i];
+		if (l->ev != NULL)
+			evconnlistener_free(l->ev);
+		if (l->path != NULL)
+			unlink(l->path);
+		if (l->pause != NULL)
+			event_free(l->pause);
+		free(l->path);
+		free(l->address);
+	}
+	free(listeners);
+	listeners = NULL;
+	nlisteners = 0;
+}

@@ -1,0 +1,180 @@
+/* tablelockd: command line, startup, the event loop, and exit. */
+#include <event2/event.h>
+#include <getopt.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "daemon/lease.h"
+#include "daemon/leaseid.h"
+#include "daemon/listener.h"
+#include "daemon/lockmgr.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "daemon/server.h"
+
+#ifndef TABLELOCK_VERSION
+#define TABLELOCK_VERSION "0.1.0"
+#endif
+
+#define MAIN_DEFAULT_CONF "/etc/tablelockd/tablelockd.conf"
+
+static void main_usage(FILE *f);
+static void main_signal_cb(evutil_socket_t sig, short what, void *arg);
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tablelockd [-c FILE] [-v | -q] [--check-config]\n"
+		"       tablelockd --version | --help\n"
+		"\n"
+		"Lends MySQL sessions holding real LOCK TABLES to clients over a socket.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default " MAIN_DEFAULT_CONF ")\n"
+		"      --check-config  check the configuration and exit (0 when valid)\n"
+		"  -v, --verbose       log at debug level\n"
+		"  -q, --quiet         log warnings and errors only\n"
+		"      --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n");
+}
+
+static void
+main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	server_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *conf_path = MAIN_DEFAULT_CONF;
+	bool check_only = false;
+	int verbosity = 0;
+	char err[1024];
+	struct event *sigterm, *sigint;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:vqh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'v':
+			verbosity = 1;
+			break;
+		case 'q':
+			verbosity = -1;
+			break;
+		case 'V':
+			printf("tablelockd %s\n", TABLELOCK_VERSION);
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		default:
+			main_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		main_usage(stderr);
+		return 2;
+	}
+
+	if (conf_load(conf_path, &server.conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: %s\n", err);
+		return 1;
+	}
+	if (server.conf.nlisten == 0) {
+		fprintf(stderr, "tablelockd: %s: [daemon] listen: no address to listen on\n",
+			conf_path);
+		conf_free(&server.conf);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", conf_path);
+		conf_free(&server.conf);
+		return 0;
+	}
+	if (server.conf.log_level != NULL)
+		log_set_level_name(server.conf.log_level);
+	if (verbosity > 0)
+		log_set_level(LOG_LEVEL_DEBUG);
+	else if (verbosity < 0)
+		log_set_level(LOG_LEVEL_WARN);
+
+	server.conf_path = conf_path;
+	server.uid = getuid();
+	server.started_us = server_now_us();
+	TAILQ_INIT(&server.clients);
+	TAILQ_INIT(&server.leases);
+	server.parse_options = (struct proto_parse_options){
+		.default_db = server.conf.database,
+		.max_depth = 32,
+		.max_tables = 256,
+		.max_statements = 256,
+		.max_params = 4096,
+		.max_sql_bytes = server.conf.max_request_bytes,
+	};
+	signal(SIGPIPE, SIG_IGN);
+	if (mysql_library_init(0, NULL, NULL) != 0) {
+		fprintf(stderr, "tablelockd: cannot initialise the MySQL client library\n");
+		return 1;
+	}
+	if (leaseid_init(server.conf.state_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: state_file: %s\n", err);
+		return 1;
+	}
+	server.base = event_base_new();
+	if (server.base == NULL) {
+		fprintf(stderr, "tablelockd: cannot create the event loop\n");
+		return 1;
+	}
+	server.lockmgr = lockmgr_new(server.conf.max_waiters, lease_lockmgr_grant, NULL);
+	server.pool = pool_new(server.base, &server.conf);
+	if (listener_open_all(&server.conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: %s\n", err);
+		return 1;
+	}
+	sigterm = evsignal_new(server.base, SIGTERM, main_signal_cb, NULL);
+	sigint = evsignal_new(server.base, SIGINT, main_signal_cb, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	pool_start(server.pool);
+	log_info("tablelockd %s started (pool of %u sessions, %s)", TABLELOCK_VERSION,
+		 server.conf.pool_size,
+		 server.conf.socket != NULL ? server.conf.socket
+					    : server.conf.host != NULL ? server.conf.host
+								       : "default MySQL socket");
+
+	event_base_dispatch(server.base);
+
+	log_info("tablelockd stopped");
+	event_free(sigterm);
+	event_free(sigint);
+	pool_free(server.pool);
+	lockmgr_free(server.lockmgr);
+	event_base_free(server.base);
+	conf_free(&server.conf);
+	mysql_library_end();
+	return 0;
+}

@@ -1,0 +1,296 @@
+/* Session pool: lends connected MySQL sessions to leases, keeps them alive. */
+#include "daemon/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/session.h"
+#include "proto/buf.h"
+
+/* A KILL QUERY waiting for the control session. */
+struct pool_kill {
+	struct session *target;
+	unsigned long thread_id;
+};
+
+struct pool {
+	struct event_base *base;
+	const struct conf *conf;
+	struct session **sessions;
+	unsigned int size;
+	struct session *control;
+	TAILQ_HEAD(, pool_waiter) waiters;
+	bool reachable;		/* the last connection attempt succeeded */
+	bool closing;
+
+	struct pool_kill *kills; /* FIFO of pending kills */
+	size_t nkills;
+	size_t killcap;
+	struct pool_kill kill_running;
+	bool kill_busy;
+};
+
+static void pool_kill_next(struct pool *p);
+static void pool_kill_done(struct session *s, struct session_result *r, void *arg);
+static bool pool_any_usable(const struct pool *p);
+
+struct pool *
+pool_new(struct event_base *base, const struct conf *conf)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+	p->base = base;
+	p->conf = conf;
+	p->size = conf->pool_size;
+	p->sessions = xcalloc(p->size, sizeof(*p->sessions));
+	for (unsigned int i = 0; i < p->size; i++)
+		p->sessions[i] = session_new(p, i + 1, false);
+	p->control = session_new(p, 0, true);
+	TAILQ_INIT(&p->waiters);
+	p->reachable = true;
+	return p;
+}
+
+void
+pool_start(struct pool *p)
+{
+	session_connect(p->control, 0);
+	for (unsigned int i = 0; i < p->size; i++)
+		session_connect(p->sessions[i], 0);
+}
+
+struct event_base *
+pool_base(const struct pool *p)
+{
+	return p->base;
+}
+
+const struct conf *
+pool_conf(const struct pool *p)
+{
+	return p->conf;
+}
+
+struct session *
+pool_take(struct pool *p, struct pool_waiter *w)
+{
+	for (unsigned int i = 0; i < p->size; i++) {
+		struct session *s = p->sessions[i];
+		if (session_get_state(s) == SESSION_IDLE) {
+			session_lend(s);
+			return s;
+		}
+	}
+	TAILQ_INSERT_TAIL(&p->waiters, w, entry);
+	w->queued = true;
+	return NULL;
+}
+
+void
+pool_cancel(struct pool *p, struct pool_waiter *w)
+{
+	if (!w->queued)
+		return;
+	TAILQ_REMOVE(&p->waiters, w, entry);
+	w->queued = false;
+}
+
+static bool
+pool_any_usable(const struct pool *p)
+{
+	for (unsigned int i = 0; i < p->size; i++) {
+		switch (session_get_state(p->sessions[i])) {
+		case SESSION_IDLE:
+		case SESSION_LENT:
+		case SESSION_RUNNING:
+		case SESSION_RELEASING:
+		case SESSION_PREPARING:
+			return true;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+bool
+pool_available(const struct pool *p)
+{
+	return p->reachable || pool_any_usable(p);
+}
+
+void
+pool_session_up(struct pool *p, struct session *s)
+{
+	if (!p->reachable)
+		log_info("MySQL is reachable again (session %u connected)", session_index(s));
+	p->reachable = true;
+}
+
+void
+pool_session_idle(struct pool *p, struct session *s)
+{
+	struct pool_waiter *w;
+
+	if (p->closing) {
+		session_close(s);
+		return;
+	}
+	if (s == p->control) {
+		pool_kill_next(p);
+		return;
+	}
+	w = TAILQ_FIRST(&p->waiters);
+	if (w == NULL)
+		return;
+	TAILQ_REMOVE(&p->waiters, w, entry);
+	w->queued = false;
+	session_lend(s);
+	w->ready(w, s);
+}
+
+void
+pool_session_down(struct pool *p, struct session *s, bool connect_failed, const char *why)
+{
+	bool was_reachable = p->reachable;
+
+	if (p->closing)
+		return;
+	if (s == p->control) {
+		log_warnx("control session: %s", why);
+		if (p->kill_busy) {
+			/* The kill did not go through: try it again once the
+			 * control session is back. */
+			p->kill_busy = false;
+			if (p->nkills == p->killcap) {
+				p->killcap = p->killcap ? p->killcap * 2 : 8;
+				p->kills = xrealloc(p->kills, p->killcap * sizeof(*p->kills));
+			}
+			memmove(p->kills + 1, p->kills, p->nkills * sizeof(*p->kills));
+			p->kills[0] = p->kill_running;
+			p->nkills++;
+		}
+		return;
+	}
+	if (connect_failed)
+		p->reachable = false;
+	if (was_reachable && !pool_available(p))
+		log_error("MySQL is unreachable: %s", why);
+	else
+		log_warnx("session %u: %s", session_index(s), why);
+	if (!pool_available(p)) {
+		/* Nobody can be served until MySQL is back: tell the waiters
+		 * now rather than let them time out. */
+		struct pool_waiter *w;
+		while ((w = TAILQ_FIRST(&p->waiters)) != NULL) {
+			TAILQ_REMOVE(&p->waiters, w, entry);
+			w->queued = false;
+			w->ready(w, NULL);
+		}
+	}
+}
+
+void
+pool_kill_query(struct pool *p, struct session *target)
+{
+	unsigned long id = session_thread_id(target);
+
+	if (id == 0)
+		return;
+	session_kill_begin(target);
+	if (p->nkills == p->killcap) {
+		p->killcap = p->killcap ? p->killcap * 2 : 8;
+		p->kills = xrealloc(p->kills, p->killcap * sizeof(*p->kills));
+	}
+	p->kills[p->nkills++] = (struct pool_kill){target, id};
+	pool_kill_next(p);
+}
+
+static void
+pool_kill_next(struct pool *p)
+{
+	char sql[64];
+	int n;
+
+	if (p->kill_busy || p->nkills == 0 || session_get_state(p->control) != SESSION_IDLE)
+		return;
+	p->kill_running = p->kills[0];
+	memmove(p->kills, p->kills + 1, (p->nkills - 1) * sizeof(*p->kills));
+	p->nkills--;
+	p->kill_busy = true;
+	n = snprintf(sql, sizeof(sql), "KILL QUERY %lu", p->kill_running.thread_id);
+	log_debug("session %u: KILL QUERY %lu", session_index(p->kill_running.target),
+		  p->kill_running.thread_id);
+	session_query(p->control, sql, (size_t)n, NULL, pool_kill_done, p);
+}
+
+static void
+pool_kill_done(struct session *s, struct session_result *r, void *arg)
+{
+	struct pool *p = arg;
+
+	(void)s;
+	if (r->lost)
+		return; /* pool_session_down requeued it */
+	p->kill_busy = false;
+	/* 1094 (unknown thread): the target's connection is already gone,
+	 * which ends its statement just as well. */
+	if (r->code != 0 && r->mysql_errno != 1094)
+		log_warnx("KILL QUERY %lu failed: %s", p->kill_running.thread_id, r->message);
+	session_kill_end(p->kill_running.target);
+	pool_kill_next(p);
+}
+
+json_t *
+pool_status(const struct pool *p)
+{
+	unsigned int idle = 0, busy = 0, connecting = 0, broken = 0;
+
+	for (unsigned int i = 0; i < p->size; i++) {
+		switch (session_get_state(p->sessions[i])) {
+		case SESSION_IDLE:
+			idle++;
+			break;
+		case SESSION_LENT:
+		case SESSION_RUNNING:
+		case SESSION_RELEASING:
+			busy++;
+			break;
+		case SESSION_CONNECTING:
+		case SESSION_PREPARING:
+			connecting++;
+			break;
+		case SESSION_DOWN:
+		case SESSION_CLOSED:
+		case SESSION__STATE_COUNT:
+			broken++;
+			break;
+		}
+	}
+	return json_pack("{s:i,s:i,s:i,s:i,s:i}", "size", (int)p->size, "idle", (int)idle, "busy",
+			 (int)busy, "connecting", (int)connecting, "broken", (int)broken);
+}
+
+void
+pool_close(struct pool *p)
+{
+	p->closing = true;
+	for (unsigned int i = 0; i < p->size; i++)
+		session_close(p->sessions[i]);
+	session_close(p->control);
+}
+
+void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	for (unsigned int i = 0; i < p->size; i++)
+		session_free(p->sessions[i]);
+	session_free(p->control);
+	free(p->sessions);
+	free(p->kills);
+	free(p);
+}

@@ -1,0 +1,50 @@
+/* Session pool: lends connected MySQL sessions to leases, keeps them alive. */
+#ifndef TABLELOCK_POOL_H
+#define TABLELOCK_POOL_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+
+struct conf;
+struct session;
+
+/* A lease waiting for a session. ready(w, s) hands over a LENT session, or
+ * s == NULL when MySQL is unreachable (the lease answers "unavailable"). */
+struct pool_waiter {
+	TAILQ_ENTRY(pool_waiter) entry;
+	void (*ready)(struct pool_waiter *w, struct session *s);
+	bool queued;
+};
+
+struct pool;
+
+struct pool *pool_new(struct event_base *base, const struct conf *conf);
+/* Starts connecting every session and the control session. */
+void pool_start(struct pool *p);
+/* Returns a LENT session at once, or queues w (FIFO) and returns NULL. */
+struct session *pool_take(struct pool *p, struct pool_waiter *w);
+void pool_cancel(struct pool *p, struct pool_waiter *w);
+/* False once connecting has failed and no session is usable: acquire then
+ * answers "unavailable" at once instead of queueing. */
+bool pool_available(const struct pool *p);
+/* Interrupts the statement running on target (KILL QUERY on the control
+ * session); the target sends nothing new until the kill is done. */
+void pool_kill_query(struct pool *p, struct session *target);
+/* {"size":…,"idle":…,"busy":…,"connecting":…,"broken":…} */
+json_t *pool_status(const struct pool *p);
+/* Closes every session (shutdown). */
+void pool_close(struct pool *p);
+void pool_free(struct pool *p);
+
+/* For session.c. */
+struct event_base *pool_base(const struct pool *p);
+const struct conf *pool_conf(const struct pool *p);
+void pool_session_idle(struct pool *p, struct session *s);
+/* connect_failed: an attempt to connect failed (MySQL may be down);
+ * otherwise a working connection was lost. */
+void pool_session_down(struct pool *p, struct session *s, bool connect_failed, const char *why);
+void pool_session_up(struct pool *p, struct session *s);
+
+#endif

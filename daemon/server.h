@@ -1,0 +1,62 @@
+/* Server: the daemon's shared state, startup and shutdown. */
+#ifndef TABLELOCK_SERVER_H
+#define TABLELOCK_SERVER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "conf/conf.h"
+#include "proto/proto_request.h"
+
+struct client;
+struct lease;
+
+/* Counters shown by status. */
+struct server_totals {
+	uint64_t acquired;
+	uint64_t committed;
+	uint64_t rolled_back;
+	uint64_t expired;
+	uint64_t released_on_disconnect;
+	uint64_t lock_timeouts;
+	uint64_t revoked;
+	uint64_t lost;
+	uint64_t shutdown;
+	uint64_t failed;
+};
+
+TAILQ_HEAD(client_list, client);
+TAILQ_HEAD(lease_list, lease);
+
+struct server {
+	struct event_base *base;
+	struct conf conf;
+	const char *conf_path;
+	struct lockmgr *lockmgr;
+	struct pool *pool;
+	struct proto_parse_options parse_options;
+	struct client_list clients;
+	unsigned int nclients;
+	struct lease_list leases;	/* every live lease, in id order */
+	unsigned int nleases;
+	struct server_totals totals;
+	bool shutting_down;
+	bool finishing;
+	uid_t uid;
+	uint64_t started_us;
+};
+
+extern struct server server;
+
+/* Monotonic microseconds. */
+uint64_t server_now_us(void);
+/* Starts the shutdown: listeners close, every lease ends (rolled back),
+ * and the loop exits once they are all released. */
+void server_shutdown(const char *why);
+/* Called by lease.c when a lease is gone; finishes a pending shutdown. */
+void server_lease_freed(void);
+
+#endif

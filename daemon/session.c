@@ -1,0 +1,729 @@
+/* MySQL session: one non-blocking MariaDB connection driven by libevent. */
+#include "daemon/session.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "daemon/result.h"
+#include "proto/buf.h"
+#include "proto/proto_error.h"
+
+/* Which non-blocking call is in flight. Each has a _start and a _cont form
+ * (MariaDB Connector/C, "Non-blocking API"); session_step() calls the
+ * _start form when ready < 0 and the _cont form with the ready events. */
+enum session_step {
+	STEP_NONE,
+	STEP_CONNECT,
+	STEP_QUERY,
+	STEP_FETCH,
+	STEP_FREE,
+	STEP_RESET,
+};
+
+/* Where a release stands (session_release). */
+enum session_release_phase {
+	RELEASE_ROLLBACK,
+	RELEASE_UNLOCK,
+	RELEASE_RESET,
+	RELEASE_PREPARE,
+};
+
+struct session {
+	struct pool *pool;
+	unsigned int index;
+	bool control;
+	enum session_state state;
+	MYSQL *mysql;
+	unsigned long thread_id;
+
+	struct event io;	/* the socket and MySQL's own timeouts */
+	bool io_armed;
+	struct event *retry;	/* reconnect backoff */
+	unsigned int backoff_ms;
+
+	enum session_step step;
+	struct buf sql;
+	int ret_int;
+	MYSQL *ret_mysql;
+	MYSQL_ROW ret_row;
+	MYSQL_RES *res;
+	struct result_builder builder;
+	struct session_result result;
+	void (*step_done)(struct session *s); /* what follows the statement */
+
+	session_done_fn *done;	/* the lease's callback for session_query */
+	void *done_arg;
+	bool deferred;		/* a statement waits for kills to finish */
+
+	enum session_release_phase release_phase;
+	bool release_rollback;
+	void (*unlocked)(void *arg);
+	void *unlocked_arg;
+
+	void (*lost)(void *arg, const char *reason);
+	void *lost_arg;
+
+	unsigned int kills;	/* KILL QUERY statements in flight at us */
+};
+
+static const char *const session_state_names[SESSION__STATE_COUNT] = {
+	[SESSION_DOWN] = "down",
+	[SESSION_CONNECTING] = "connecting",
+	[SESSION_PREPARING] = "preparing",
+	[SESSION_IDLE] = "idle",
+	[SESSION_LENT] = "lent",
+	[SESSION_RUNNING] = "running",
+	[SESSION_RELEASING] = "releasing",
+	[SESSION_CLOSED] = "closed",
+};
+
+static void session_enter_state(struct session *s, enum session_state state);
+static void session_step(struct session *s, int ready);
+static void session_io_cb(evutil_socket_t fd, short what, void *arg);
+static void session_retry_cb(evutil_socket_t fd, short what, void *arg);
+static void session_wait(struct session *s, int status);
+static void session_watch(struct session *s);
+static void session_exec(struct session *s, const char *sql, size_t len,
+			 void (*step_done)(struct session *s));
+static void session_fail(struct session *s, const char *why);
+static void session_prepare(struct session *s);
+static void session_prepared(struct session *s);
+static void session_query_done(struct session *s);
+static void session_release_next(struct session *s);
+static void session_release_step_done(struct session *s);
+static void session_result_clear(struct session_result *r);
+static void session_result_error(struct session *s);
+static void session_disconnect(struct session *s);
+static void session_call_unlocked(struct session *s);
+
+const char *
+session_state_name(enum session_state state)
+{
+	if ((unsigned)state >= SESSION__STATE_COUNT)
+		return "?";
+	return session_state_names[state];
+}
+
+struct session *
+session_new(struct pool *pool, unsigned int index, bool control)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->pool = pool;
+	s->index = index;
+	s->control = control;
+	s->state = SESSION_DOWN;
+	s->retry = evtimer_new(pool_base(pool), session_retry_cb, s);
+	return s;
+}
+
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	session_disconnect(s);
+	event_free(s->retry);
+	buf_free(&s->sql);
+	session_result_clear(&s->result);
+	free(s);
+}
+
+enum session_state
+session_get_state(const struct session *s)
+{
+	return s->state;
+}
+
+unsigned long
+session_thread_id(const struct session *s)
+{
+	return s->mysql != NULL ? s->thread_id : 0;
+}
+
+unsigned int
+session_index(const struct session *s)
+{
+	return s->index;
+}
+
+unsigned long
+session_escape(void *arg, char *out, const char *src, unsigned long len)
+{
+	struct session *s = arg;
+	/* Honours the connection's charset and NO_BACKSLASH_ESCAPES. */
+	return mysql_real_escape_string(s->mysql, out, src, len);
+}
+
+void
+session_lend(struct session *s)
+{
+	session_enter_state(s, SESSION_LENT);
+}
+
+void
+session_set_owner(struct session *s, void (*lost)(void *arg, const char *reason), void *arg)
+{
+	s->lost = lost;
+	s->lost_arg = arg;
+}
+
+void
+session_kill_begin(struct session *s)
+{
+	s->kills++;
+}
+
+void
+session_kill_end(struct session *s)
+{
+	if (s->kills > 0)
+		s->kills--;
+	if (s->kills == 0 && s->deferred) {
+		s->deferred = false;
+		session_step(s, -1);
+	}
+}
+
+static void
+session_enter_state(struct session *s, enum session_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("session %u%s: %s -> %s", s->index, s->control ? " (control)" : "",
+		  session_state_name(s->state), session_state_name(state));
+	s->state = state;
+}
+
+static void
+session_result_clear(struct session_result *r)
+{
+	json_decref(r->columns);
+	json_decref(r->rows);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Closes the MySQL handle and stops watching its socket. */
+static void
+session_disconnect(struct session *s)
+{
+	if (s->io_armed) {
+		event_del(&s->io);
+		s->io_armed = false;
+	}
+	if (s->res != NULL) {
+		/* Never drain a dead result: the connection goes with it. */
+		s->res = NULL;
+	}
+	if (s->mysql != NULL) {
+		mysql_close(s->mysql);
+		s->mysql = NULL;
+	}
+	result_builder_reset(&s->builder);
+	s->thread_id = 0;
+	s->step = STEP_NONE;
+}
+
+void
+session_connect(struct session *s, unsigned int delay_ms)
+{
+	const struct conf *c = pool_conf(s->pool);
+	unsigned int timeout_s;
+	my_bool off = 0;
+
+	if (s->state == SESSION_CLOSED)
+		return;
+	session_disconnect(s);
+	if (delay_ms > 0) {
+		struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+		session_enter_state(s, SESSION_DOWN);
+		evtimer_add(s->retry, &tv);
+		return;
+	}
+	s->mysql = mysql_init(NULL);
+	if (s->mysql == NULL) {
+		session_fail(s, "mysql_init failed");
+		return;
+	}
+	mysql_options(s->mysql, MYSQL_OPT_NONBLOCK, 0);
+	mysql_options(s->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* A silently reconnected session has lost its locks: never reconnect. */
+	mysql_options(s->mysql, MYSQL_OPT_RECONNECT, &off);
+	mysql_options(s->mysql, MYSQL_OPT_LOCAL_INFILE, &off);
+	timeout_s = (c->connect_timeout_ms + 999) / 1000;
+	mysql_options(s->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
+	if (c->option_file != NULL) {
+		mysql_options(s->mysql, MYSQL_READ_DEFAULT_FILE, c->option_file);
+		mysql_options(s->mysql, MYSQL_READ_DEFAULT_GROUP,
+			      c->option_group != NULL ? c->option_group : "client");
+	}
+	session_enter_state(s, SESSION_CONNECTING);
+	s->step = STEP_CONNECT;
+	session_step(s, -1);
+}
+
+static void
+session_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_connect(arg, 0);
+}
+
+/* A connection attempt failed or a connection died: drop it, tell the
+ * pool (and the owner, if lent), and retry with exponential backoff. */
+static void
+session_fail(struct session *s, const char *why)
+{
+	enum session_state was = s->state;
+	void (*lost)(void *, const char *) = s->lost;
+	void *lost_arg = s->lost_arg;
+	char reason[600];
+
+	snprintf(reason, sizeof(reason), "%s", why);
+	session_disconnect(s);
+	s->lost = NULL;
+	s->lost_arg = NULL;
+	s->kills = 0;
+	s->deferred = false;
+	if (was == SESSION_CLOSED)
+		return;
+	if (was == SESSION_CONNECTING)
+		s->backoff_ms = s->backoff_ms == 0 ? 100 : s->backoff_ms * 2;
+	else
+		s->backoff_ms = 0;
+	if (s->backoff_ms > 5000)
+		s->backoff_ms = 5000;
+	session_enter_state(s, SESSION_DOWN);
+	pool_session_down(s->pool, s, was == SESSION_CONNECTING, reason);
+	if (was == SESSION_RELEASING)
+		session_call_unlocked(s);
+	if (was == SESSION_LENT && lost != NULL)
+		lost(lost_arg, reason);
+	if (s->state == SESSION_DOWN)
+		session_connect(s, s->backoff_ms);
+}
+
+/* Stops watching; then, in IDLE and LENT, watches for the socket becoming
+ * readable: MySQL sends nothing unasked, so readable means the server
+ * killed the connection or went away. */
+static void
+session_watch(struct session *s)
+{
+	if (s->io_armed) {
+		event_del(&s->io);
+		s->io_armed = false;
+	}
+	if (s->mysql == NULL || (s->state != SESSION_IDLE && s->state != SESSION_LENT))
+		return;
+	event_assign(&s->io, pool_base(s->pool), mysql_get_socket(s->mysql), EV_READ,
+		     session_io_cb, s);
+	event_add(&s->io, NULL);
+	s->io_armed = true;
+}
+
+static void
+session_wait(struct session *s, int status)
+{
+	short what = 0;
+	struct timeval tv, *tvp = NULL;
+
+	if (status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT))
+		what |= EV_READ;
+	if (status & MYSQL_WAIT_WRITE)
+		what |= EV_WRITE;
+	if (status & MYSQL_WAIT_TIMEOUT) {
+		unsigned int ms = mysql_get_timeout_value_ms(s->mysql);
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		tvp = &tv;
+	}
+	if (s->io_armed)
+		event_del(&s->io);
+	event_assign(&s->io, pool_base(s->pool), mysql_get_socket(s->mysql), what, session_io_cb,
+		     s);
+	event_add(&s->io, tvp);
+	s->io_armed = true;
+}
+
+static void
+session_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	int ready = 0;
+
+	(void)fd;
+	s->io_armed = false;
+	if (s->step == STEP_NONE) {
+		/* The idle watch fired: the connection is gone. */
+		session_fail(s, s->state == SESSION_LENT ? "MySQL closed the session"
+							 : "MySQL closed an idle session");
+		return;
+	}
+	if (what & EV_READ)
+		ready |= MYSQL_WAIT_READ;
+	if (what & EV_WRITE)
+		ready |= MYSQL_WAIT_WRITE;
+	if (what & EV_TIMEOUT)
+		ready |= MYSQL_WAIT_TIMEOUT;
+	session_step(s, ready);
+}
+
+/* Advances the non-blocking call in flight; ready < 0 starts it. */
+static void
+session_step(struct session *s, int ready)
+{
+	const struct conf *c = pool_conf(s->pool);
+	int status;
+
+	for (;;) {
+		switch (s->step) {
+		case STEP_NONE:
+			return;
+		case STEP_CONNECT:
+			if (ready < 0)
+				status = mysql_real_connect_start(
+					&s->ret_mysql, s->mysql, c->host, c->user, c->password,
+					c->database, c->port, c->socket, 0);
+			else
+				status = mysql_real_connect_cont(&s->ret_mysql, s->mysql, ready);
+			if (status != 0)
+				goto wait;
+			s->step = STEP_NONE;
+			if (s->ret_mysql == NULL) {
+				char why[600];
+				snprintf(why, sizeof(why), "cannot connect to MySQL: %s",
+					 mysql_error(s->mysql));
+				session_fail(s, why);
+				return;
+			}
+			s->thread_id = mysql_thread_id(s->mysql);
+			s->backoff_ms = 0;
+			pool_session_up(s->pool, s);
+			session_prepare(s);
+			return;
+		case STEP_QUERY:
+			if (ready < 0) {
+				if (s->kills > 0) {
+					s->deferred = true;
+					return;
+				}
+				status = mysql_real_query_start(&s->ret_int, s->mysql, s->sql.data,
+								s->sql.len);
+			} else {
+				status = mysql_real_query_cont(&s->ret_int, s->mysql, ready);
+			}
+			if (status != 0)
+				goto wait;
+			if (s->ret_int != 0) {
+				session_result_error(s);
+				s->step = STEP_NONE;
+				s->step_done(s);
+				return;
+			}
+			if (mysql_field_count(s->mysql) == 0) {
+				s->result.affected_rows = mysql_affected_rows(s->mysql);
+				s->result.insert_id = mysql_insert_id(s->mysql);
+				s->result.warnings = mysql_warning_count(s->mysql);
+				s->step = STEP_NONE;
+				s->step_done(s);
+				return;
+			}
+			/* Rows stream in one at a time (use, not store), so a huge
+			 * result is never buffered whole: see result_builder. */
+			s->res = mysql_use_result(s->mysql);
+			if (s->res == NULL) {
+				session_result_error(s);
+				s->step = STEP_NONE;
+				s->step_done(s);
+				return;
+			}
+			result_builder_start(&s->builder, s->res);
+			s->step = STEP_FETCH;
+			ready = -1;
+			continue;
+		case STEP_FETCH:
+			if (ready < 0)
+				status = mysql_fetch_row_start(&s->ret_row, s->res);
+			else
+				status = mysql_fetch_row_cont(&s->ret_row, s->res, ready);
+			if (status != 0)
+				goto wait;
+			if (s->ret_row != NULL) {
+				result_builder_add(&s->builder, s->res, s->ret_row);
+				ready = -1;
+				continue;
+			}
+			if (mysql_errno(s->mysql) != 0)
+				session_result_error(s);
+			s->step = STEP_FREE;
+			ready = -1;
+			continue;
+		case STEP_FREE:
+			if (ready < 0)
+				status = mysql_free_result_start(s->res);
+			else
+				status = mysql_free_result_cont(s->res, ready);
+			if (status != 0)
+				goto wait;
+			s->res = NULL;
+			s->step = STEP_NONE;
+			if (s->result.code == 0) {
+				s->result.warnings = mysql_warning_count(s->mysql);
+				result_builder_finish(&s->builder, &s->result.columns,
+						      &s->result.rows, &s->result.affected_rows);
+				if (s->builder.too_large) {
+					s->result.code = PROTO_ERR_RESULT_TOO_LARGE;
+					snprintf(s->result.message, sizeof(s->result.message),
+						 "%s", s->builder.too_large_why);
+					json_decref(s->result.rows);
+					s->result.rows = NULL;
+				}
+			}
+			result_builder_reset(&s->builder);
+			s->step_done(s);
+			return;
+		case STEP_RESET:
+			if (ready < 0) {
+				if (s->kills > 0) {
+					s->deferred = true;
+					return;
+				}
+				status = mysql_reset_connection_start(&s->ret_int, s->mysql);
+			} else {
+				status = mysql_reset_connection_cont(&s->ret_int, s->mysql, ready);
+			}
+			if (status != 0)
+				goto wait;
+			s->step = STEP_NONE;
+			if (s->ret_int != 0)
+				session_result_error(s);
+			s->step_done(s);
+			return;
+		}
+	}
+wait:
+	session_wait(s, status);
+}
+
+/* Records MySQL's error in s->result and decides whether the connection
+ * survived it. Client errors (CR_*, 2000-2999) mean the link is gone; so do
+ * ER_CONNECTION_KILLED and ER_SERVER_SHUTDOWN. */
+static void
+session_result_error(struct session *s)
+{
+	struct session_result *r = &s->result;
+	unsigned int err = mysql_errno(s->mysql);
+
+	r->mysql_errno = err;
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", mysql_sqlstate(s->mysql));
+	snprintf(r->message, sizeof(r->message), "%s", mysql_error(s->mysql));
+	r->code = PROTO_ERR_MYSQL;
+	if ((err >= 2000 && err < 3000) || err == ER_CONNECTION_KILLED || err == ER_SERVER_SHUTDOWN) {
+		r->lost = true;
+		r->code = PROTO_ERR_UNAVAILABLE;
+	}
+	if (err == ER_QUERY_INTERRUPTED || err == ER_STATEMENT_TIMEOUT)
+		r->interrupted = true;
+}
+
+static void
+session_exec(struct session *s, const char *sql, size_t len, void (*step_done)(struct session *s))
+{
+	session_result_clear(&s->result);
+	buf_reset(&s->sql);
+	buf_append(&s->sql, sql, len);
+	s->step_done = step_done;
+	s->step = STEP_QUERY;
+	if (s->io_armed) {
+		event_del(&s->io);
+		s->io_armed = false;
+	}
+	session_step(s, -1);
+}
+
+/* Settings every lease starts from. mysql_reset_connection() restored the
+ * server defaults, so autocommit is on again: the manual's recipe for
+ * LOCK TABLES with InnoDB wants it off (MariaDB KB "LOCK TABLES",
+ * "transactional tables"). wait_timeout is a safety net: if the daemon
+ * hangs, MySQL drops the session and frees its locks by itself. */
+static void
+session_prepare(struct session *s)
+{
+	const struct conf *c = pool_conf(s->pool);
+	char sql[128];
+	int n;
+
+	if (s->control) {
+		session_prepared(s);
+		return;
+	}
+	session_enter_state(s, SESSION_PREPARING);
+	n = snprintf(sql, sizeof(sql), "SET autocommit=0, SESSION wait_timeout=%lld",
+		     (long long)(c->max_ttl_ms / 1000 + 10));
+	session_exec(s, sql, (size_t)n, session_prepared);
+}
+
+static void
+session_prepared(struct session *s)
+{
+	if (s->result.code != 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "preparing the session failed: %s", s->result.message);
+		session_fail(s, why);
+		return;
+	}
+	session_result_clear(&s->result);
+	session_enter_state(s, SESSION_IDLE);
+	session_watch(s);
+	pool_session_idle(s->pool, s);
+}
+
+void
+session_query(struct session *s, const char *sql, size_t len, const struct session_limits *lim,
+	      session_done_fn *done, void *arg)
+{
+	s->done = done;
+	s->done_arg = arg;
+	if (lim != NULL)
+		result_builder_limits(&s->builder, lim->max_rows, lim->max_result_bytes);
+	else
+		result_builder_limits(&s->builder, 0, 0);
+	session_enter_state(s, SESSION_RUNNING);
+	session_exec(s, sql, len, session_query_done);
+}
+
+static void
+session_query_done(struct session *s)
+{
+	session_done_fn *done = s->done;
+	void *arg = s->done_arg;
+
+	s->done = NULL;
+	s->done_arg = NULL;
+	if (s->result.lost) {
+		struct session_result r = s->result;
+		char why[600];
+
+		/* The caller learns of the loss through its result (taken out of
+		 * the session first); the owner's lost callback must not fire
+		 * a second time. */
+		memset(&s->result, 0, sizeof(s->result));
+		snprintf(why, sizeof(why), "MySQL session lost: %s", r.message);
+		s->lost = NULL;
+		session_fail(s, why);
+		done(s, &r, arg);
+		session_result_clear(&r);
+		return;
+	}
+	session_enter_state(s, s->control ? SESSION_IDLE : SESSION_LENT);
+	session_watch(s);
+	done(s, &s->result, arg);
+}
+
+void
+session_release(struct session *s, bool rollback, void (*unlocked)(void *arg), void *arg)
+{
+	s->lost = NULL;
+	s->lost_arg = NULL;
+	s->unlocked = unlocked;
+	s->unlocked_arg = arg;
+	s->release_rollback = rollback;
+	s->release_phase = rollback ? RELEASE_ROLLBACK : RELEASE_UNLOCK;
+	session_enter_state(s, SESSION_RELEASING);
+	session_release_next(s);
+}
+
+static void
+session_call_unlocked(struct session *s)
+{
+	void (*unlocked)(void *) = s->unlocked;
+
+	s->unlocked = NULL;
+	if (unlocked != NULL)
+		unlocked(s->unlocked_arg);
+}
+
+static void
+session_release_next(struct session *s)
+{
+	static const char rollback[] = "ROLLBACK";
+	static const char unlock[] = "UNLOCK TABLES";
+
+	switch (s->release_phase) {
+	case RELEASE_ROLLBACK:
+		session_exec(s, rollback, sizeof(rollback) - 1, session_release_step_done);
+		break;
+	case RELEASE_UNLOCK:
+		session_exec(s, unlock, sizeof(unlock) - 1, session_release_step_done);
+		break;
+	case RELEASE_RESET:
+		/* Drops user variables, temporary tables and settings, so nothing
+		 * leaks from one lease to the next; it also rolls back and
+		 * unlocks, which covers a failed ROLLBACK or UNLOCK above. */
+		session_result_clear(&s->result);
+		s->step_done = session_release_step_done;
+		s->step = STEP_RESET;
+		session_step(s, -1);
+		break;
+	case RELEASE_PREPARE:
+		session_prepare(s);
+		break;
+	}
+}
+
+static void
+session_release_step_done(struct session *s)
+{
+	if (s->result.lost) {
+		/* The server rolled back and unlocked when the link died. */
+		session_fail(s, s->result.message);
+		return;
+	}
+	if (s->result.code != 0)
+		log_warnx("session %u: %s failed during release: %s (%u); resetting", s->index,
+			  s->release_phase == RELEASE_ROLLBACK ? "ROLLBACK"
+			  : s->release_phase == RELEASE_UNLOCK ? "UNLOCK TABLES"
+							       : "reset",
+			  s->result.message, s->result.mysql_errno);
+	switch (s->release_phase) {
+	case RELEASE_ROLLBACK:
+		s->release_phase = s->result.code == 0 ? RELEASE_UNLOCK : RELEASE_RESET;
+		break;
+	case RELEASE_UNLOCK:
+		if (s->result.code == 0)
+			session_call_unlocked(s);
+		s->release_phase = RELEASE_RESET;
+		break;
+	case RELEASE_RESET:
+		if (s->result.code != 0) {
+			session_fail(s, "mysql_reset_connection failed");
+			return;
+		}
+		session_call_unlocked(s);
+		s->release_phase = RELEASE_PREPARE;
+		break;
+	case RELEASE_PREPARE:
+		break;
+	}
+	session_release_next(s);
+}
+
+void
+session_close(struct session *s)
+{
+	evtimer_del(s->retry);
+	session_disconnect(s);
+	s->lost = NULL;
+	session_enter_state(s, SESSION_CLOSED);
+}

@@ -1,0 +1,55 @@
+/* SQL text: placeholder scanning and binding, and the statement firewall. */
+#ifndef TABLELOCK_SQLTEXT_H
+#define TABLELOCK_SQLTEXT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/buf.h"
+
+/* Pure: no I/O. The lexer knows MySQL/MariaDB's lexical rules that matter
+ * here: '...' and "..." strings (backslash escapes and doubled quotes),
+ * `...` names (doubled backticks), comments "-- " (dash dash + space or
+ * control char or end), "#" to end of line, and C comments, except that
+ * executable comments (slash-star-bang and slash-star-M-bang, optionally
+ * followed by a version number) are code, not comments. */
+
+/* Counts '?' placeholders outside strings, names and comments. Returns the
+ * count, or -1 if the text has an unterminated string, name or comment. */
+long sqltext_count_placeholders(const char *sql, size_t len);
+
+/* Escapes src into out (without quotes), as mysql_real_escape_string does
+ * for the session. Returns bytes written; out has room for 2*len+1. */
+typedef unsigned long sqltext_escape_fn(void *arg, char *out, const char *src, unsigned long len);
+
+/* Replaces each placeholder with the matching element of params (a JSON
+ * array or NULL for none): null -> NULL, true/false -> TRUE/FALSE,
+ * integer -> decimal, real -> shortest round-tripping decimal ("%.17g",
+ * non-finite refused), string -> '...' escaped through escape().
+ * Returns true and appends the bound text to out; else false with a reason
+ * in why (count mismatch, object/array/non-finite value: the daemon answers
+ * bad_params). */
+bool sqltext_bind(const char *sql, size_t len, const json_t *params,
+		  sqltext_escape_fn *escape, void *escape_arg,
+		  struct buf *out, char *why, size_t whysize);
+
+/* Statement firewall verdict. */
+enum sqltext_verdict {
+	SQLTEXT_ALLOW,
+	SQLTEXT_DENY
+};
+
+/* Classifies one statement by its first keyword after whitespace and
+ * comments (executable comments count as code), case-insensitively.
+ * Allowed: SELECT, INSERT, UPDATE, DELETE, REPLACE, WITH, VALUES, TABLE, DO,
+ * and SET of user variables only (SET @a = …, @b := …; not @@ system
+ * variables). Refused: everything else, including LOCK/UNLOCK, COMMIT,
+ * ROLLBACK, BEGIN, START TRANSACTION, SAVEPOINT, RELEASE, XA, any other
+ * SET, DDL and other implicit-commit statements, FLUSH, KILL, HANDLER,
+ * LOAD DATA, SELECT … INTO OUTFILE/DUMPFILE, and any text with a second
+ * statement after a ';'. A trailing ';' followed only by whitespace and
+ * comments is allowed. On DENY writes a human reason into why. */
+enum sqltext_verdict sqltext_firewall(const char *sql, size_t len, char *why, size_t whysize);
+
+#endif

@@ -1,0 +1,50 @@
+/* Status: every lease, the pool and the totals, as one JSON answer. */
+#include "daemon/status.h"
+
+#include <unistd.h>
+
+#include "daemon/client.h"
+#include "daemon/lease.h"
+#include "daemon/lockmgr.h"
+#include "daemon/pool.h"
+#include "daemon/server.h"
+
+/* Until access rules exist, the admin is root or the daemon's own user,
+ * known from the Unix socket's peer credentials. */
+bool
+status_is_admin(const struct client *c)
+{
+	return c->peer.is_unix && (c->peer.uid == 0 || c->peer.uid == server.uid);
+}
+
+void
+status_fill(json_t *resp, const struct client *asker)
+{
+	const struct server_totals *t = &server.totals;
+	bool admin = status_is_admin(asker);
+	json_t *leases = json_array();
+	struct lease *l;
+
+	/* Ids are handed out on arrival, so id order is queue order. */
+	for (l = lease_first(); l != NULL; l = lease_next(l)) {
+		bool own = lease_client(l) == asker;
+		if (lease_get_state(l) == LEASE_RELEASING)
+			continue;
+		json_array_append_new(leases, lease_status(l, admin || own));
+	}
+	json_object_set_new(resp, "leases", leases);
+	json_object_set_new(resp, "pool", pool_status(server.pool));
+	json_object_set_new(
+		resp, "totals",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "acquired",
+			  (json_int_t)t->acquired, "committed", (json_int_t)t->committed,
+			  "rolled_back", (json_int_t)t->rolled_back, "expired",
+			  (json_int_t)t->expired, "released_on_disconnect",
+			  (json_int_t)t->released_on_disconnect, "lock_timeouts",
+			  (json_int_t)t->lock_timeouts, "revoked", (json_int_t)t->revoked, "lost",
+			  (json_int_t)t->lost, "shutdown", (json_int_t)t->shutdown));
+	json_object_set_new(resp, "clients", json_integer(server.nclients));
+	json_object_set_new(resp, "waiting", json_integer((json_int_t)lockmgr_count_waiting(server.lockmgr)));
+	json_object_set_new(resp, "uptime_ms",
+			    json_integer((json_int_t)((server_now_us() - server.started_us) / 1000)));
+}
