@@ -76,6 +76,14 @@ static const struct conf_key conf_keys[] = {
 	 "keeps the highest lease id, so ids keep growing across restarts"},
 	{"daemon", "log_level", CONF_CHOICE, CONF_FIELD(log_level), 0, 0, "info", conf_log_levels,
 	 true, "error, warn, info or debug"},
+	{"daemon", "drain_timeout_ms", CONF_MSEC, CONF_FIELD(drain_timeout_ms), 0, CONF_MAX_MS,
+	 "10000", NULL, true, "on SIGTERM, how long held leases may finish; 0 = roll back at once"},
+	{"daemon", "request_timeout_ms", CONF_MSEC, CONF_FIELD(request_timeout_ms), 1, CONF_MAX_MS,
+	 "10000", NULL, true, "a request line left incomplete this long closes the connection"},
+	{"daemon", "idle_timeout_ms", CONF_MSEC, CONF_FIELD(idle_timeout_ms), 0, CONF_MAX_MS, "0",
+	 NULL, true, "a connection without a lease idle this long is closed; 0 = never"},
+	{"daemon", "max_output_bytes", CONF_SIZE, CONF_FIELD(max_output_bytes), 64 * KiB, 4 * GiB,
+	 "64M", NULL, true, "answers queued for a client that does not read; past it, close"},
 
 	{"mysql", "host", CONF_STRING, CONF_FIELD(host), 0, 0, NULL, NULL, false,
 	 "server host; unset means the local socket"},
@@ -92,7 +100,7 @@ static const struct conf_key conf_keys[] = {
 	 "my.cnf-style file read for credentials and client options"},
 	{"mysql", "option_group", CONF_STRING, CONF_FIELD(option_group), 0, 0, "client", NULL,
 	 false, "group read from option_file"},
-	{"mysql", "pool_size", CONF_UINT, CONF_FIELD(pool_size), 1, 1000, "8", NULL, false,
+	{"mysql", "pool_size", CONF_UINT, CONF_FIELD(pool_size), 1, 1000, "8", NULL, true,
 	 "MySQL sessions kept open; at most this many leases are held at once"},
 	{"mysql", "connect_timeout_ms", CONF_MSEC, CONF_FIELD(connect_timeout_ms), 1, 600000,
 	 "5000", NULL, true, "time allowed to connect a session"},
@@ -112,6 +120,9 @@ static const struct conf_key conf_keys[] = {
 	 1 * GiB, "16M", NULL, true, "bytes of result one query may return"},
 	{"statements", "timeout_ms", CONF_MSEC, CONF_FIELD(timeout_ms), 0, CONF_MAX_MS, "30000",
 	 NULL, true, "time one statement may run; 0 = no limit"},
+
+	{"metrics", "listen", CONF_STRING, CONF_FIELD(metrics_listen), 0, 0, NULL, NULL, true,
+	 "HOST:PORT of the Prometheus endpoint (GET /metrics, /healthz); unset = off"},
 };
 
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -424,6 +435,55 @@ conf_free(struct conf *c)
 			free(*(char **)conf_field(c, k));
 	}
 	memset(c, 0, sizeof *c);
+}
+
+void
+conf_keep_fixed(struct conf *next, const struct conf *cur,
+		void (*report)(const char *section, const char *name, void *arg), void *arg)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		void *nf = conf_field(next, k);
+		void *cf = conf_field((struct conf *)cur, k);
+		bool same = true;
+
+		if (k->reloadable)
+			continue;
+		switch (k->type) {
+		case CONF_STRING:
+		case CONF_CHOICE: {
+			char **ns = nf, *const *cs = cf;
+			same = (*ns == NULL && *cs == NULL) ||
+			       (*ns != NULL && *cs != NULL && strcmp(*ns, *cs) == 0);
+			if (!same) {
+				free(*ns);
+				*ns = *cs != NULL ? xstrdup(*cs) : NULL;
+			}
+			break;
+		}
+		case CONF_LISTEN:
+			same = next->nlisten == cur->nlisten;
+			for (size_t j = 0; same && j < cur->nlisten; j++)
+				same = strcmp(next->listen[j], cur->listen[j]) == 0;
+			if (!same) {
+				for (size_t j = 0; j < next->nlisten; j++)
+					free(next->listen[j]);
+				free(next->listen);
+				next->listen = xcalloc(cur->nlisten, sizeof(char *));
+				for (size_t j = 0; j < cur->nlisten; j++)
+					next->listen[j] = xstrdup(cur->listen[j]);
+				next->nlisten = cur->nlisten;
+			}
+			break;
+		default:
+			same = memcmp(nf, cf, k->width) == 0;
+			if (!same)
+				memcpy(nf, cf, k->width);
+			break;
+		}
+		if (!same)
+			report(k->section, k->name, arg);
+	}
 }
 
 /* Keeps the first error by line (an unknown section is reported at its

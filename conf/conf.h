@@ -18,6 +18,10 @@ struct conf {
 	unsigned int max_clients;	/* default 10000 */
 	char *state_file;		/* lease id high-water mark; NULL = none */
 	char *log_level;		/* error, warn, info, debug; default info */
+	int64_t drain_timeout_ms;	/* SIGTERM waits this long for held leases */
+	int64_t request_timeout_ms;	/* an incomplete request line may take this long */
+	int64_t idle_timeout_ms;	/* a connection without lease idle this long closes; 0 = never */
+	size_t max_output_bytes;	/* answers queued to one slow reader before closing it */
 
 	/* [mysql] */
 	char *host;			/* NULL = local socket */
@@ -41,6 +45,9 @@ struct conf {
 	uint64_t max_rows;		/* default 100000 */
 	uint64_t max_result_bytes;	/* default 16 MiB */
 	int64_t timeout_ms;		/* default 30000; 0 = none */
+
+	/* [metrics] */
+	char *metrics_listen;		/* host:port of the HTTP endpoint; NULL = off */
 };
 
 /* Fills every key with its default (listen: none). */
@@ -56,5 +63,11 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errsize);
 int conf_load_string(const char *name, const char *text, struct conf *c, char *err, size_t errsize);
 
 void conf_free(struct conf *c);
+
+/* For a reload: for every key that cannot change while running and differs
+ * between cur and next, calls report(section, name) and puts cur's value
+ * back into next, so next can replace cur as a whole. */
+void conf_keep_fixed(struct conf *next, const struct conf *cur,
+		     void (*report)(const char *section, const char *name, void *arg), void *arg);
 
 #endif

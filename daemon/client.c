@@ -16,6 +16,7 @@
 #include "daemon/dispatch.h"
 #include "daemon/lease.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "proto/buf.h"
 #include "proto/proto_response.h"
@@ -106,6 +107,7 @@ client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen, bool
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->id = client_next_id++;
+	metrics.client_connections++;
 	c->state = CLIENT_READY;
 	client_peer_init(c, fd, addr, is_unix);
 	proto_frame_init(&c->frame, server.conf.max_request_bytes);

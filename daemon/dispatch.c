@@ -7,6 +7,7 @@
 #include "daemon/client.h"
 #include "daemon/lease.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/status.h"
 #include "proto/buf.h"
@@ -47,10 +48,12 @@ dispatch_line(struct client *c, const char *line, size_t len)
 	json_decref(c->request_id);
 	c->request_id = req.id != NULL ? json_incref(req.id) : NULL;
 	if (code != PROTO_OK) {
+		metrics.bad_requests++;
 		log_debug("client %llu: %s: %s", (unsigned long long)c->id, proto_error_name(code),
 			  msg);
 		client_respond_error(c, code, "%s", msg);
 	} else {
+		metrics.requests[req.op]++;
 		dispatch_table[req.op](c, &req);
 	}
 	proto_request_free(&req);

@@ -12,6 +12,7 @@
 #include "daemon/leaseid.h"
 #include "daemon/lockmgr.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
@@ -129,6 +130,21 @@ lease_client(const struct lease *l)
 	return l->client;
 }
 
+bool
+lease_is_write(const struct lease *l)
+{
+	for (size_t i = 0; i < l->ntables; i++)
+		if (l->tables[i].write)
+			return true;
+	return false;
+}
+
+uint64_t
+lease_held_since_us(const struct lease *l)
+{
+	return l->held_us;
+}
+
 struct lease *
 lease_first(void)
 {
@@ -188,6 +204,7 @@ lease_check_statement(struct client *c, const struct proto_statement *st, long i
 
 	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW) {
 		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
+		metrics.firewall_refusals++;
 	} else {
 		count = sqltext_count_placeholders(st->sql, st->sql_len);
 		size_t nparams = st->params != NULL ? json_array_size(st->params) : 0;
@@ -417,6 +434,7 @@ lease_locked(struct session *s, struct session_result *r, void *arg)
 	session_set_owner(l->session, lease_session_lost, l);
 	lease_enter_state(l, LEASE_HELD);
 	server.totals.acquired++;
+	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
 	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(c), l->ntables,
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
@@ -602,6 +620,11 @@ lease_statement_done(struct session *s, struct session_result *r, void *arg)
 	evtimer_del(l->statement_timer);
 	l->killing = false;
 	l->renewing = false;
+	if (!renewing) {
+		metrics.statements++;
+		if (r->code != 0 || l->statement_timed_out)
+			metrics.statement_errors++;
+	}
 	if (r->lost) {
 		l->session = NULL;
 		if (l->end == LEASE_END_NONE)
@@ -904,6 +927,9 @@ lease_finish(struct lease *l)
 		t->failed++;
 		break;
 	}
+	metrics.leases_ended[l->end]++;
+	if (l->held_us != 0)
+		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
 	if (l->held_us != 0)
 		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
 			 lease_end_name(l->end), (unsigned long long)((now - l->held_us) / 1000));

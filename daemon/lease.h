@@ -58,6 +58,10 @@ enum lease_state lease_get_state(const struct lease *l);
 /* One status entry; full = with client name, peer and MySQL thread. */
 json_t *lease_status(const struct lease *l, bool full);
 struct client *lease_client(const struct lease *l);
+/* True when the lease writes any table (its mode in metrics). */
+bool lease_is_write(const struct lease *l);
+/* Monotonic time LOCK TABLES succeeded, 0 when not held yet. */
+uint64_t lease_held_since_us(const struct lease *l);
 /* Every live lease in id order (which is arrival order). */
 struct lease *lease_first(void);
 struct lease *lease_next(const struct lease *l);

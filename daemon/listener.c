@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -144,9 +145,59 @@ listener_open_tcp(struct listener *l, const char *hostport, char *err, size_t er
 	return 0;
 }
 
+bool
+listener_activated(void)
+{
+	/* Peek without unsetting: listener_open_all takes them over. */
+	return sd_listen_fds(0) > 0;
+}
+
+/* Socket activation (sd_listen_fds(3)): systemd owns the socket files, so
+ * they are not removed at exit. */
+static int
+listener_adopt(int n, char *err, size_t errsize)
+{
+	listeners = xcalloc((size_t)n, sizeof(*listeners));
+	for (int i = 0; i < n; i++) {
+		struct listener *l = &listeners[i];
+		int fd = SD_LISTEN_FDS_START + i;
+
+		nlisteners = (size_t)i + 1;
+		l->is_unix = sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0;
+		if (!l->is_unix && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			snprintf(err, errsize, "passed descriptor %d is not a listening stream socket",
+				 fd);
+			listener_close_all();
+			return -1;
+		}
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+		l->address = xstrdup(l->is_unix ? "systemd unix socket" : "systemd tcp socket");
+		l->pause = evtimer_new(server.base, listener_resume_cb, l);
+		l->ev = evconnlistener_new(server.base, listener_accept_cb, l,
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (l->ev == NULL) {
+			snprintf(err, errsize, "cannot listen on passed descriptor %d", fd);
+			listener_close_all();
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->ev, listener_error_cb);
+		log_info("listening on passed descriptor %d (%s)", fd, l->address);
+	}
+	return 0;
+}
+
 int
 listener_open_all(const struct conf *c, char *err, size_t errsize)
 {
+	int passed = sd_listen_fds(1);
+
+	if (passed > 0) {
+		if (c->nlisten > 0)
+			log_info("socket activation: using %d passed sockets, not the listen lines",
+				 passed);
+		return listener_adopt(passed, err, errsize);
+	}
 	listeners = xcalloc(c->nlisten, sizeof(*listeners));
 	for (size_t i = 0; i < c->nlisten; i++) {
 		struct listener *l = &listeners[i];

@@ -14,6 +14,8 @@
 #include "daemon/listener.h"
 #include "daemon/lockmgr.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/notify.h"
 #include "daemon/pool.h"
 #include "daemon/server.h"
 
@@ -43,12 +45,19 @@ main_usage(FILE *f)
 		"  -h, --help          print this help and exit\n");
 }
 
+/* SIGTERM drains (a second one stops waiting); SIGINT does not wait;
+ * SIGHUP reloads the configuration. */
 static void
 main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
-	server_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+	if (sig == SIGHUP)
+		server_reload();
+	else if (sig == SIGINT)
+		server_shutdown("SIGINT", true);
+	else
+		server_shutdown("SIGTERM", false);
 }
 
 int
@@ -67,7 +76,7 @@ main(int argc, char **argv)
 	bool check_only = false;
 	int verbosity = 0;
 	char err[1024];
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "c:vqh", longopts, NULL)) != -1) {
@@ -104,7 +113,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "tablelockd: %s\n", err);
 		return 1;
 	}
-	if (server.conf.nlisten == 0) {
+	if (server.conf.nlisten == 0 && !listener_activated()) {
 		fprintf(stderr, "tablelockd: %s: [daemon] listen: no address to listen on\n",
 			conf_path);
 		conf_free(&server.conf);
@@ -117,6 +126,7 @@ main(int argc, char **argv)
 	}
 	if (server.conf.log_level != NULL)
 		log_set_level_name(server.conf.log_level);
+	server.verbosity = verbosity;
 	if (verbosity > 0)
 		log_set_level(LOG_LEVEL_DEBUG);
 	else if (verbosity < 0)
@@ -127,14 +137,7 @@ main(int argc, char **argv)
 	server.started_us = server_now_us();
 	TAILQ_INIT(&server.clients);
 	TAILQ_INIT(&server.leases);
-	server.parse_options = (struct proto_parse_options){
-		.default_db = server.conf.database,
-		.max_depth = 32,
-		.max_tables = 256,
-		.max_statements = 256,
-		.max_params = 4096,
-		.max_sql_bytes = server.conf.max_request_bytes,
-	};
+	server_apply_options();
 	signal(SIGPIPE, SIG_IGN);
 	if (mysql_library_init(0, NULL, NULL) != 0) {
 		fprintf(stderr, "tablelockd: cannot initialise the MySQL client library\n");
@@ -155,10 +158,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "tablelockd: %s\n", err);
 		return 1;
 	}
+	if (metrics_listen(server.conf.metrics_listen, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: %s\n", err);
+		listener_close_all();
+		return 1;
+	}
 	sigterm = evsignal_new(server.base, SIGTERM, main_signal_cb, NULL);
 	sigint = evsignal_new(server.base, SIGINT, main_signal_cb, NULL);
+	sighup = evsignal_new(server.base, SIGHUP, main_signal_cb, NULL);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
+	notify_start();
 	pool_start(server.pool);
 	log_info("tablelockd %s started (pool of %u sessions, %s)", TABLELOCK_VERSION,
 		 server.conf.pool_size,
@@ -171,6 +182,7 @@ main(int argc, char **argv)
 	log_info("tablelockd stopped");
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	pool_free(server.pool);
 	lockmgr_free(server.lockmgr);
 	event_base_free(server.base);

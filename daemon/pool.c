@@ -7,6 +7,7 @@
 
 #include "conf/conf.h"
 #include "daemon/log.h"
+#include "daemon/server.h"
 #include "daemon/session.h"
 #include "proto/buf.h"
 
@@ -20,7 +21,8 @@ struct pool {
 	struct event_base *base;
 	const struct conf *conf;
 	struct session **sessions;
-	unsigned int size;
+	unsigned int size;		/* sessions in use: the first `size` */
+	unsigned int nsessions;		/* allocated; beyond size they are closing */
 	struct session *control;
 	TAILQ_HEAD(, pool_waiter) waiters;
 	bool reachable;		/* the last connection attempt succeeded */
@@ -44,6 +46,7 @@ pool_new(struct event_base *base, const struct conf *conf)
 	p->base = base;
 	p->conf = conf;
 	p->size = conf->pool_size;
+	p->nsessions = p->size;
 	p->sessions = xcalloc(p->size, sizeof(*p->sessions));
 	for (unsigned int i = 0; i < p->size; i++)
 		p->sessions[i] = session_new(p, i + 1, false);
@@ -142,6 +145,12 @@ pool_session_idle(struct pool *p, struct session *s)
 		pool_kill_next(p);
 		return;
 	}
+	if (session_index(s) > p->size) {
+		/* Surplus after a reload shrank the pool. */
+		session_close(s);
+		return;
+	}
+	server_pool_settled(true);
 	w = TAILQ_FIRST(&p->waiters);
 	if (w == NULL)
 		return;
@@ -174,8 +183,10 @@ pool_session_down(struct pool *p, struct session *s, bool connect_failed, const 
 		}
 		return;
 	}
-	if (connect_failed)
+	if (connect_failed) {
 		p->reachable = false;
+		server_pool_settled(false);
+	}
 	if (was_reachable && !pool_available(p))
 		log_error("MySQL is unreachable: %s", why);
 	else
@@ -274,10 +285,35 @@ pool_status(const struct pool *p)
 }
 
 void
+pool_resize(struct pool *p, unsigned int size)
+{
+	unsigned int old = p->size;
+
+	if (size == old)
+		return;
+	log_info("pool: %u -> %u sessions", old, size);
+	if (size > p->nsessions) {
+		p->sessions = xrealloc(p->sessions, size * sizeof(*p->sessions));
+		for (unsigned int i = p->nsessions; i < size; i++)
+			p->sessions[i] = session_new(p, i + 1, false);
+		p->nsessions = size;
+	}
+	p->size = size;
+	for (unsigned int i = 0; i < p->nsessions; i++) {
+		struct session *s = p->sessions[i];
+		enum session_state st = session_get_state(s);
+		if (i < size && (st == SESSION_CLOSED || (i >= old && st == SESSION_DOWN)))
+			session_reopen(s);
+		else if (i >= size && (st == SESSION_IDLE || st == SESSION_DOWN))
+			session_close(s);
+	}
+}
+
+void
 pool_close(struct pool *p)
 {
 	p->closing = true;
-	for (unsigned int i = 0; i < p->size; i++)
+	for (unsigned int i = 0; i < p->nsessions; i++)
 		session_close(p->sessions[i]);
 	session_close(p->control);
 }
@@ -287,7 +323,7 @@ pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	for (unsigned int i = 0; i < p->size; i++)
+	for (unsigned int i = 0; i < p->nsessions; i++)
 		session_free(p->sessions[i]);
 	session_free(p->control);
 	free(p->sessions);

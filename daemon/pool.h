@@ -23,6 +23,9 @@ struct pool;
 struct pool *pool_new(struct event_base *base, const struct conf *conf);
 /* Starts connecting every session and the control session. */
 void pool_start(struct pool *p);
+/* Resizes for a reload: new sessions connect; surplus ones close once
+ * idle (a lent one finishes its lease first). */
+void pool_resize(struct pool *p, unsigned int size);
 /* Returns a LENT session at once, or queues w (FIFO) and returns NULL. */
 struct session *pool_take(struct pool *p, struct pool_waiter *w);
 void pool_cancel(struct pool *p, struct pool_waiter *w);

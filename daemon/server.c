@@ -1,7 +1,8 @@
-/* Server: the daemon's shared state, startup and shutdown. */
+/* Server: the daemon's shared state, reload, drain and shutdown. */
 #include "daemon/server.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -10,18 +11,25 @@
 #include "daemon/listener.h"
 #include "daemon/lockmgr.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/notify.h"
 #include "daemon/pool.h"
 
-/* How long shutdown waits for MySQL to confirm every rollback before it
- * closes the sessions anyway (closing makes MySQL roll back too). */
+/* How long shutdown waits for MySQL to confirm the last rollbacks before
+ * it closes the sessions anyway (closing makes MySQL roll back too). */
 #define SERVER_SHUTDOWN_GRACE_MS 5000
 
 struct server server;
 
+static struct event *server_drain_timer;
 static struct event *server_grace_timer;
 
 static void server_finish(void);
+static void server_finish_cb(evutil_socket_t fd, short what, void *arg);
+static void server_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void server_grace_cb(evutil_socket_t fd, short what, void *arg);
+static void server_end_leases(bool held_too);
+static void server_report_fixed(const char *section, const char *name, void *arg);
 
 uint64_t
 server_now_us(void)
@@ -32,35 +40,124 @@ server_now_us(void)
 }
 
 void
-server_shutdown(const char *why)
+server_apply_options(void)
 {
-	struct lease *l, *prev;
-	struct timeval tv = {SERVER_SHUTDOWN_GRACE_MS / 1000, 0};
+	server.parse_options = (struct proto_parse_options){
+		.default_db = server.conf.database,
+		.max_depth = 32,
+		.max_tables = 256,
+		.max_statements = 256,
+		.max_params = 4096,
+		.max_sql_bytes = server.conf.max_request_bytes,
+	};
+}
 
-	if (server.shutting_down) {
-		log_info("%s again: not waiting any longer", why);
-		server_finish();
+static void
+server_report_fixed(const char *section, const char *name, void *arg)
+{
+	(void)arg;
+	log_warnx("reload: [%s] %s changed but needs a restart; keeping the running value",
+		  section, name);
+}
+
+/* SIGHUP: read the file again. A file that does not validate changes
+ * nothing; keys that cannot change live keep their running values. Held
+ * leases are never touched: new values apply to new requests. */
+void
+server_reload(void)
+{
+	struct conf next;
+	char err[1024];
+
+	notify_reloading();
+	log_info("SIGHUP: reloading %s", server.conf_path);
+	if (conf_load(server.conf_path, &next, err, sizeof(err)) != 0) {
+		log_error("reload failed, the old configuration stays in force: %s", err);
+		notify_reloaded();
 		return;
 	}
-	server.shutting_down = true;
-	log_info("%s: shutting down; ending %u leases", why, server.nleases);
-	listener_close_all();
-	/* From the newest lease back: ending a waiting lease then never
-	 * grants one behind it, and no lease before `prev` is freed by
-	 * ending `l` (grants only start new work, asynchronously). */
+	conf_keep_fixed(&next, &server.conf, server_report_fixed, NULL);
+	if (metrics_listen(next.metrics_listen, err, sizeof(err)) != 0) {
+		log_error("reload: %s; metrics endpoint stopped", err);
+	}
+	conf_free(&server.conf);
+	server.conf = next;
+	server_apply_options();
+	if (server.conf.log_level != NULL && server.verbosity == 0)
+		log_set_level_name(server.conf.log_level);
+	lockmgr_set_max_waiters(server.lockmgr, server.conf.max_waiters);
+	pool_resize(server.pool, server.conf.pool_size);
+	log_info("reload done");
+	notify_reloaded();
+}
+
+/* Ends the leases the shutdown does not wait for: those not yet holding
+ * their tables, or all of them. From the newest back: ending a waiting
+ * lease then never grants one behind it, and no lease before `prev` is
+ * freed by ending `l` (grants only start new work, asynchronously). */
+static void
+server_end_leases(bool held_too)
+{
+	struct lease *l, *prev;
+
 	for (l = lease_first(); l != NULL && lease_next(l) != NULL; l = lease_next(l))
 		;
 	while (l != NULL) {
+		enum lease_state st = lease_get_state(l);
 		prev = lease_prev(l);
-		lease_end(l, LEASE_END_SHUTDOWN);
+		if (held_too || st == LEASE_WAITING || st == LEASE_LOCKING)
+			lease_end(l, LEASE_END_SHUTDOWN);
 		l = prev;
 	}
+}
+
+void
+server_shutdown(const char *why, bool now)
+{
+	if (server.finishing)
+		return;
+	if (!server.shutting_down) {
+		server.shutting_down = true;
+		notify_stopping();
+		listener_close_all();
+		server_end_leases(false);
+		if (!now && server.conf.drain_timeout_ms > 0 && server.nleases > 0) {
+			struct timeval tv = {(time_t)(server.conf.drain_timeout_ms / 1000),
+					     (suseconds_t)(server.conf.drain_timeout_ms % 1000 * 1000)};
+			log_info("%s: draining: %u held leases may finish within %lld ms", why,
+				 server.nleases, (long long)server.conf.drain_timeout_ms);
+			server_drain_timer = evtimer_new(server.base, server_drain_cb, NULL);
+			evtimer_add(server_drain_timer, &tv);
+			return;
+		}
+		log_info("%s: shutting down; rolling back %u leases", why, server.nleases);
+	} else {
+		log_info("%s: not waiting any longer; rolling back %u leases", why,
+			 server.nleases);
+	}
+	if (server_drain_timer != NULL) {
+		event_free(server_drain_timer);
+		server_drain_timer = NULL;
+	}
+	server_end_leases(true);
 	if (server.nleases == 0) {
 		server_lease_freed();
 		return;
 	}
-	server_grace_timer = evtimer_new(server.base, server_grace_cb, NULL);
-	evtimer_add(server_grace_timer, &tv);
+	if (server_grace_timer == NULL) {
+		struct timeval tv = {SERVER_SHUTDOWN_GRACE_MS / 1000, 0};
+		server_grace_timer = evtimer_new(server.base, server_grace_cb, NULL);
+		evtimer_add(server_grace_timer, &tv);
+	}
+}
+
+static void
+server_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	server_shutdown("drain_timeout_ms ran out", true);
 }
 
 static void
@@ -108,8 +205,20 @@ server_finish(void)
 		event_free(server_grace_timer);
 		server_grace_timer = NULL;
 	}
+	if (server_drain_timer != NULL) {
+		event_free(server_drain_timer);
+		server_drain_timer = NULL;
+	}
 	while ((c = TAILQ_FIRST(&server.clients)) != NULL)
 		client_close(c, "daemon shutdown");
+	metrics_stop();
+	notify_stop();
 	pool_close(server.pool);
 	event_base_loopexit(server.base, NULL);
+}
+
+void
+server_pool_settled(bool reachable)
+{
+	notify_ready(reachable ? "ready" : "ready; MySQL is unreachable, retrying");
 }

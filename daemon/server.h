@@ -45,6 +45,7 @@ struct server {
 	struct server_totals totals;
 	bool shutting_down;
 	bool finishing;
+	int verbosity;		/* -v (1) or -q (-1) override log_level */
 	uid_t uid;
 	uint64_t started_us;
 };
@@ -53,9 +54,17 @@ extern struct server server;
 
 /* Monotonic microseconds. */
 uint64_t server_now_us(void);
-/* Starts the shutdown: listeners close, every lease ends (rolled back),
- * and the loop exits once they are all released. */
-void server_shutdown(const char *why);
+/* Starts the shutdown: listeners close, leases not yet held end, held ones
+ * may finish within drain_timeout_ms (unless now), then every lease left
+ * is rolled back and the loop exits once all are released. Called again,
+ * it stops waiting. */
+void server_shutdown(const char *why, bool now);
+/* SIGHUP: reads the configuration again (see server.c). */
+void server_reload(void);
+/* Derives parse options from the configuration. */
+void server_apply_options(void);
+/* The pool connected its first session, or found MySQL unreachable. */
+void server_pool_settled(bool reachable);
 /* Called by lease.c when a lease is gone; finishes a pending shutdown. */
 void server_lease_freed(void);
 

@@ -14,6 +14,7 @@
 
 #include "conf/conf.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/pool.h"
 #include "daemon/result.h"
 #include "proto/buf.h"
@@ -75,6 +76,7 @@ struct session {
 	void *lost_arg;
 
 	unsigned int kills;	/* KILL QUERY statements in flight at us */
+	bool connected_before;	/* a later connect is a reconnect */
 };
 
 static const char *const session_state_names[SESSION__STATE_COUNT] = {
@@ -409,6 +411,9 @@ session_step(struct session *s, int ready)
 			}
 			s->thread_id = mysql_thread_id(s->mysql);
 			s->backoff_ms = 0;
+			if (s->connected_before)
+				metrics.mysql_reconnects++;
+			s->connected_before = true;
 			pool_session_up(s->pool, s);
 			session_prepare(s);
 			return;
@@ -717,6 +722,14 @@ session_release_step_done(struct session *s)
 		break;
 	}
 	session_release_next(s);
+}
+
+void
+session_reopen(struct session *s)
+{
+	session_enter_state(s, SESSION_DOWN);
+	s->backoff_ms = 0;
+	session_connect(s, 0);
 }
 
 void

@@ -69,6 +69,8 @@ void session_query(struct session *s, const char *sql, size_t len, const struct 
  * frees them too), then resets the session and returns it to the pool.
  * unlocked is called exactly once, later. */
 void session_release(struct session *s, bool rollback, void (*unlocked)(void *arg), void *arg);
+/* CLOSED -> connecting again (a reload grew the pool). */
+void session_reopen(struct session *s);
 /* Closes the connection for good (shutdown). MySQL rolls back what it held. */
 void session_close(struct session *s);
 void session_free(struct session *s);

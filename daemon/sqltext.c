@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,7 +21,7 @@
  * NO_BACKSLASH_ESCAPES and ANSI_QUOTES (backslash always escapes in '...'
  * and "...", and "..." is a string), and an ASCII-safe character set such
  * as utf8mb4 (in GBK or SJIS a backslash can be the second byte of a
- * character). The daemon sets both on its sessions, and the firewall
+ * character). So the daemon must set both on its sessions; the firewall
  * refuses every SET a client could use to change them.
  */
 
@@ -55,7 +56,6 @@ struct sqltext_token {
 	enum sqltext_token_kind kind;
 	size_t start;
 	size_t end;
-	bool versioned;		/* inside a versioned executable comment */
 	const char *odd;	/* SQLTEXT_TOKEN_ODD: what is wrong with it */
 };
 
@@ -69,13 +69,14 @@ struct sqltext_token {
  * More than this many versioned comments is refused outright.
  */
 #define SQLTEXT_VERSIONED_MAX 4
+#define SQLTEXT_STRING_(x) #x
+#define SQLTEXT_STRING(x) SQLTEXT_STRING_(x)
 
 struct sqltext_lexer {
 	const char *sql;
 	size_t len;
 	size_t pos;
-	bool in_executable;		/* between an executable comment's opener and its */
-	bool executable_versioned;	/* ... and that opener had a version */
+	bool in_executable;		/* between an executable comment's opener and its close */
 	size_t executable_start;
 	uint32_t ignore_mask;
 	bool limit_versioned;		/* refuse past SQLTEXT_VERSIONED_MAX */
@@ -203,7 +204,6 @@ sqltext_lexer_emit(struct sqltext_lexer *lx, struct sqltext_token *tok,
 	tok->kind = kind;
 	tok->start = start;
 	tok->end = end;
-	tok->versioned = lx->in_executable && lx->executable_versioned;
 	tok->odd = NULL;
 	lx->pos = end;
 	return kind;
@@ -228,7 +228,6 @@ sqltext_lexer_fail(struct sqltext_lexer *lx, struct sqltext_token *tok,
 	}
 	tok->kind = SQLTEXT_TOKEN_ERROR;
 	tok->start = tok->end = lx->error_offset;
-	tok->versioned = false;
 	tok->odd = NULL;
 	return SQLTEXT_TOKEN_ERROR;
 }
@@ -297,8 +296,9 @@ sqltext_lexer_slash_star(struct sqltext_lexer *lx)
 	if (digits > 0) {
 		unsigned k = lx->versioned_seen++;
 		if (lx->limit_versioned && k >= SQLTEXT_VERSIONED_MAX) {
-			lx->error = "too many versioned comments (/*!NNNNN ... */): whether each one runs "
-				    "depends on the server version; the one";
+			lx->error = "more than " SQLTEXT_STRING(SQLTEXT_VERSIONED_MAX) " versioned comments "
+				    "(/*!NNNNN ... */), which run or not depending on the server version: "
+				    "the next one starts";
 			lx->error_offset = start;
 			return false;
 		}
@@ -312,10 +312,7 @@ sqltext_lexer_slash_star(struct sqltext_lexer *lx)
 	}
 	/* One flag, as in the server: a nested opener re-enters, and the
 	 * first closer leaves ("/\*!50000 /\*!50000 1 *\/ 2 *\/" is an error). */
-	if (!lx->in_executable)
-		lx->executable_versioned = false;
 	lx->in_executable = true;
-	lx->executable_versioned = lx->executable_versioned || digits > 0;
 	lx->executable_start = start;
 	lx->pos = p + digits;
 	return true;
@@ -376,9 +373,10 @@ sqltext_lexer_exponent(const struct sqltext_lexer *lx, size_t i)
 	return i;
 }
 
-/* The fraction of a number from i (just past the '.'). MY_LEX_REAL: an 'e'
- * with no digit after it makes the server return the next byte as a bare
- * character, so such text is odd ("select 1.5e(1)" runs as "select (1)"). */
+/* The fraction of a number from i (just past the '.'). MY_LEX_REAL: after
+ * an 'e' with no digit the server hands the next byte to the parser as a
+ * bare character ("select 1.5e(1)" is a syntax error); the firewall refuses
+ * such text rather than guess how it splits. */
 static enum sqltext_token_kind
 sqltext_lexer_fraction(struct sqltext_lexer *lx, struct sqltext_token *tok, size_t start, size_t i)
 {
@@ -496,7 +494,6 @@ sqltext_lexer_next(struct sqltext_lexer *lx, struct sqltext_token *tok)
 		} else if (c == '*' && next == '/' && lx->in_executable) {
 			/* Outside an executable comment "*\/" is two characters. */
 			lx->in_executable = false;
-			lx->executable_versioned = false;
 			lx->pos = p + 2;
 		} else {
 			return sqltext_lexer_token(lx, tok, p);
@@ -592,6 +589,20 @@ sqltext_bind_number(struct buf *out, const char *text)
 		buf_append_str(out, text);
 }
 
+/* The shortest of %.15g, %.16g and %.17g that reads back as the same
+ * double (%.17g always does): 0.1 stays "0.1", which MariaDB reads as the
+ * exact decimal 0.1, not 0.10000000000000001. */
+static void
+sqltext_bind_real(char *text, size_t size, double value)
+{
+	for (int precision = 15; precision < 17; precision++) {
+		snprintf(text, size, "%.*g", precision, value);
+		if (strtod(text, NULL) == value)
+			return;
+	}
+	snprintf(text, size, "%.17g", value);
+}
+
 /* The problem with a param, or NULL if it can be bound. */
 static const char *
 sqltext_bind_problem(const json_t *value)
@@ -626,7 +637,7 @@ sqltext_bind_value(struct buf *out, const json_t *value, size_t index,
 		sqltext_bind_number(out, text);
 		return true;
 	case JSON_REAL:
-		snprintf(text, sizeof text, "%.17g", json_real_value(value));
+		sqltext_bind_real(text, sizeof text, json_real_value(value));
 		/* %g follows LC_NUMERIC: a decimal comma would split the value
 		 * into two SQL items, so anything but C-locale output is refused. */
 		if (strspn(text, "0123456789.eE+-") != strlen(text))
@@ -738,11 +749,6 @@ sqltext_bind_check(const char *sql, size_t len, const json_t *params, char *why,
 		if (kind == SQLTEXT_TOKEN_PLACEHOLDER)
 			count++;
 	}
-	if (count > 0 && lx.versioned_seen > 0) {
-		struct sqltext_bind_reading reading = { sql, len, why, whysize };
-		if (!sqltext_each_reading(sqltext_bind_reading, &reading))
-			return false;
-	}
 	if (count != given)
 		return sqltext_why(why, whysize, "statement has %zu placeholder%s but %zu param%s given",
 				   count, count == 1 ? "" : "s", given, given == 1 ? "" : "s");
@@ -752,6 +758,11 @@ sqltext_bind_check(const char *sql, size_t len, const json_t *params, char *why,
 			return sqltext_why(why, whysize,
 					   "param %zu %s; params must be null, boolean, number or string",
 					   i + 1, problem);
+	}
+	if (count > 0 && lx.versioned_seen > 0) {
+		struct sqltext_bind_reading reading = { sql, len, why, whysize };
+		if (!sqltext_each_reading(sqltext_bind_reading, &reading))
+			return false;
 	}
 	return true;
 }
@@ -1068,8 +1079,15 @@ sqltext_firewall_set_target(struct sqltext_lexer *lx, const struct sqltext_token
 		    !(sqltext_is_name_part(name.kind) || name.kind == SQLTEXT_TOKEN_STRING))
 			return sqltext_why(why, whysize, "SET must name a user variable right after '@' (offset %zu)",
 					   tok->start);
-		if (name.kind != SQLTEXT_TOKEN_STRING)
-			sqltext_set_name(lx, &name, var, sizeof var);
+		/* MY_LEX_HOSTNAME: a bare user variable name runs on through
+		 * letters, digits, '.', '_' and '$' ("@a.b$c", "@1e5x"). */
+		struct sqltext_token last = name, more;
+		while (name.kind != SQLTEXT_TOKEN_STRING && sqltext_peek(lx, &more) != SQLTEXT_TOKEN_END &&
+		       more.start == last.end &&
+		       (more.kind == SQLTEXT_TOKEN_WORD || more.kind == SQLTEXT_TOKEN_NUMBER ||
+			sqltext_token_is(sql, &more, '.'))) {
+			sqltext_lexer_next(lx, &last);
+		}
 		sqltext_lexer_next(lx, &op);
 		if (sqltext_token_is(sql, &op, '='))
 			return true;

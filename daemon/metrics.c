@@ -1,0 +1,262 @@
+/* Metrics: counters and histograms, served to Prometheus over HTTP. */
+#include "daemon/metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/lease.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "daemon/server.h"
+#include "daemon/session.h"
+#include "proto/buf.h"
+
+struct metrics metrics;
+
+/* Upper bounds in seconds: from a local round trip to a long wait. */
+static const double metrics_bounds[METRICS_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
+};
+
+/* Label values for leases_ended, by lease_end. */
+static const char *const metrics_outcomes[LEASE_END__COUNT] = {
+	[LEASE_END_NONE] = "failed",
+	[LEASE_END_COMMIT] = "committed",
+	[LEASE_END_ROLLBACK] = "rolled_back",
+	[LEASE_END_EXPIRED] = "expired",
+	[LEASE_END_DISCONNECT] = "disconnected",
+	[LEASE_END_SHUTDOWN] = "shutdown",
+	[LEASE_END_REVOKED] = "revoked",
+	[LEASE_END_LOST] = "lost",
+	[LEASE_END_LOCK_TIMEOUT] = "lock_timeout",
+	[LEASE_END_FAILED] = "failed",
+};
+
+static struct evhttp *metrics_http;
+static char *metrics_address;
+
+static void metrics_histogram_write(struct buf *b, const char *name, const char *help,
+				    const struct metrics_histogram *h);
+static void metrics_render(struct buf *b);
+static void metrics_handle(struct evhttp_request *req, void *arg);
+static void metrics_health(struct evhttp_request *req, void *arg);
+
+void
+metrics_observe(struct metrics_histogram *h, double seconds)
+{
+	for (int i = 0; i < METRICS_BUCKETS; i++) {
+		if (seconds <= metrics_bounds[i]) {
+			h->counts[i]++;
+			break;
+		}
+	}
+	h->count++;
+	h->sum += seconds;
+}
+
+static void
+metrics_histogram_write(struct buf *b, const char *name, const char *help,
+			const struct metrics_histogram *h)
+{
+	uint64_t cumulative = 0;
+
+	buf_appendf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < METRICS_BUCKETS; i++) {
+		cumulative += h->counts[i];
+		buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, metrics_bounds[i],
+			    (unsigned long long)cumulative);
+	}
+	buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+		    (unsigned long long)h->count, name, h->sum, name,
+		    (unsigned long long)h->count);
+}
+
+#define METRICS_HEAD(b, name, type, help)                                                          \
+	buf_appendf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n")
+
+static void
+metrics_render(struct buf *b)
+{
+	uint64_t held[2] = {0, 0}, waiting[2] = {0, 0};
+	uint64_t now = server_now_us(), oldest = 0;
+	json_t *pool = pool_status(server.pool);
+	const char *key;
+	json_t *value;
+
+	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
+		int mode = lease_is_write(l) ? 1 : 0;
+		enum lease_state st = lease_get_state(l);
+		if (st == LEASE_WAITING || st == LEASE_LOCKING)
+			waiting[mode]++;
+		else if (st != LEASE_RELEASING) {
+			held[mode]++;
+			uint64_t since = lease_held_since_us(l);
+			if (since != 0 && now - since > oldest)
+				oldest = now - since;
+		}
+	}
+	METRICS_HEAD(b, "tablelockd_leases_held", "gauge", "Leases holding their tables now.");
+	buf_appendf(b, "tablelockd_leases_held{mode=\"read\"} %llu\n", (unsigned long long)held[0]);
+	buf_appendf(b, "tablelockd_leases_held{mode=\"write\"} %llu\n", (unsigned long long)held[1]);
+	METRICS_HEAD(b, "tablelockd_leases_waiting", "gauge",
+		     "Acquires waiting in the queue or in MySQL's LOCK TABLES.");
+	buf_appendf(b, "tablelockd_leases_waiting{mode=\"read\"} %llu\n",
+		    (unsigned long long)waiting[0]);
+	buf_appendf(b, "tablelockd_leases_waiting{mode=\"write\"} %llu\n",
+		    (unsigned long long)waiting[1]);
+	METRICS_HEAD(b, "tablelockd_lease_oldest_held_seconds", "gauge",
+		     "How long the oldest held lease has held its tables.");
+	buf_appendf(b, "tablelockd_lease_oldest_held_seconds %.3f\n", (double)oldest / 1e6);
+
+	METRICS_HEAD(b, "tablelockd_leases_ended_total", "counter", "Leases ended, by outcome.");
+	for (int i = 1; i < LEASE_END__COUNT; i++) {
+		uint64_t n = metrics.leases_ended[i];
+		if (i == LEASE_END_FAILED)
+			n += metrics.leases_ended[LEASE_END_NONE];
+		buf_appendf(b, "tablelockd_leases_ended_total{outcome=\"%s\"} %llu\n",
+			    metrics_outcomes[i], (unsigned long long)n);
+	}
+	METRICS_HEAD(b, "tablelockd_lock_timeouts_total", "counter",
+		     "Acquires that ran out of wait_ms.");
+	buf_appendf(b, "tablelockd_lock_timeouts_total %llu\n",
+		    (unsigned long long)metrics.leases_ended[LEASE_END_LOCK_TIMEOUT]);
+	metrics_histogram_write(b, "tablelockd_lock_wait_seconds",
+				"Time from acquire to LOCK TABLES held.", &metrics.lock_wait);
+	metrics_histogram_write(b, "tablelockd_lease_hold_seconds",
+				"Time leases held their tables.", &metrics.hold);
+
+	METRICS_HEAD(b, "tablelockd_statements_total", "counter", "Statements run on leases.");
+	buf_appendf(b, "tablelockd_statements_total %llu\n", (unsigned long long)metrics.statements);
+	METRICS_HEAD(b, "tablelockd_statement_errors_total", "counter",
+		     "Statements that failed (MySQL errors, timeouts, results too large).");
+	buf_appendf(b, "tablelockd_statement_errors_total %llu\n",
+		    (unsigned long long)metrics.statement_errors);
+	METRICS_HEAD(b, "tablelockd_firewall_refusals_total", "counter",
+		     "Statements refused by the statement firewall.");
+	buf_appendf(b, "tablelockd_firewall_refusals_total %llu\n",
+		    (unsigned long long)metrics.firewall_refusals);
+
+	METRICS_HEAD(b, "tablelockd_pool_sessions", "gauge", "MySQL sessions by state.");
+	json_object_foreach(pool, key, value)
+	{
+		if (strcmp(key, "size") != 0)
+			buf_appendf(b, "tablelockd_pool_sessions{state=\"%s\"} %lld\n", key,
+				    (long long)json_integer_value(value));
+	}
+	json_decref(pool);
+	METRICS_HEAD(b, "tablelockd_mysql_reconnects_total", "counter",
+		     "MySQL sessions connected again after a failure or loss.");
+	buf_appendf(b, "tablelockd_mysql_reconnects_total %llu\n",
+		    (unsigned long long)metrics.mysql_reconnects);
+
+	METRICS_HEAD(b, "tablelockd_client_connections", "gauge", "Client connections open now.");
+	buf_appendf(b, "tablelockd_client_connections %u\n", server.nclients);
+	METRICS_HEAD(b, "tablelockd_client_connections_total", "counter",
+		     "Client connections accepted.");
+	buf_appendf(b, "tablelockd_client_connections_total %llu\n",
+		    (unsigned long long)metrics.client_connections);
+	METRICS_HEAD(b, "tablelockd_requests_total", "counter", "Requests, by op.");
+	for (int i = 0; i < PROTO_OP__COUNT; i++)
+		buf_appendf(b, "tablelockd_requests_total{op=\"%s\"} %llu\n",
+			    proto_op_name((enum proto_op)i), (unsigned long long)metrics.requests[i]);
+	METRICS_HEAD(b, "tablelockd_bad_requests_total", "counter",
+		     "Requests refused before their op ran (malformed, invalid).");
+	buf_appendf(b, "tablelockd_bad_requests_total %llu\n",
+		    (unsigned long long)metrics.bad_requests);
+}
+
+static void
+metrics_handle(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *out;
+	struct buf b = {0};
+
+	(void)arg;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_send_error(req, 405, "only GET");
+		return;
+	}
+	metrics_render(&b);
+	out = evbuffer_new();
+	evbuffer_add(out, b.data, b.len);
+	buf_free(&b);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+/* 200 while MySQL is reachable, 503 when the pool cannot connect. */
+static void
+metrics_health(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *out = evbuffer_new();
+	bool ok = pool_available(server.pool) && !server.shutting_down;
+
+	(void)arg;
+	evbuffer_add_printf(out, "%s\n",
+			    server.shutting_down ? "shutting down"
+			    : ok		 ? "ok"
+						 : "MySQL unreachable");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+	evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", out);
+	evbuffer_free(out);
+}
+
+int
+metrics_listen(const char *listen, char *err, size_t errsize)
+{
+	char host[256];
+	const char *colon;
+	char *end;
+	long port;
+
+	if (listen != NULL && metrics_address != NULL && strcmp(listen, metrics_address) == 0)
+		return 0;
+	metrics_stop();
+	if (listen == NULL)
+		return 0;
+	colon = strrchr(listen, ':');
+	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host) || colon == listen) {
+		snprintf(err, errsize, "[metrics] listen %s: expected HOST:PORT", listen);
+		return -1;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535) {
+		snprintf(err, errsize, "[metrics] listen %s: bad port", listen);
+		return -1;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	metrics_http = evhttp_new(server.base);
+	if (evhttp_bind_socket(metrics_http, host, (ev_uint16_t)port) != 0) {
+		snprintf(err, errsize, "[metrics] listen %s: cannot bind", listen);
+		evhttp_free(metrics_http);
+		metrics_http = NULL;
+		return -1;
+	}
+	evhttp_set_allowed_methods(metrics_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(metrics_http, "/metrics", metrics_handle, NULL);
+	evhttp_set_cb(metrics_http, "/healthz", metrics_health, NULL);
+	metrics_address = xstrdup(listen);
+	log_info("metrics on http://%s/metrics", listen);
+	return 0;
+}
+
+void
+metrics_stop(void)
+{
+	if (metrics_http != NULL)
+		evhttp_free(metrics_http);
+	metrics_http = NULL;
+	free(metrics_address);
+	metrics_address = NULL;
+}
