@@ -40,6 +40,7 @@ enum conf_type {
 	CONF_MSEC,	/* int64_t milliseconds, decimal */
 	CONF_MODE,	/* unsigned int, octal file mode */
 	CONF_LISTEN,	/* char ** plus nlisten: repeatable socket addresses */
+	CONF_LIST,	/* struct conf_list: repeatable free text, checked by its user */
 	CONF_TYPE__COUNT
 };
 
@@ -82,6 +83,15 @@ static const struct conf_key conf_keys[] = {
 	 "10000", NULL, true, "a request line left incomplete this long closes the connection"},
 	{"daemon", "idle_timeout_ms", CONF_MSEC, CONF_FIELD(idle_timeout_ms), 0, CONF_MAX_MS, "0",
 	 NULL, true, "a connection without a lease idle this long is closed; 0 = never"},
+	{"daemon", "socket_owner", CONF_STRING, CONF_FIELD(socket_owner), 0, 0, NULL, NULL, false,
+	 "user that owns the unix sockets (the daemon must be root to change it)"},
+	{"daemon", "socket_group", CONF_STRING, CONF_FIELD(socket_group), 0, 0, NULL, NULL, false,
+	 "group of the unix sockets: who may connect, with socket_mode 0660"},
+	{"daemon", "max_connections_per_identity", CONF_UINT,
+	 CONF_FIELD(max_connections_per_identity), 0, 1000000, "0", NULL, true,
+	 "connections one identity may hold open; 0 = no cap"},
+	{"daemon", "max_waiting_per_identity", CONF_UINT, CONF_FIELD(max_waiting_per_identity), 0,
+	 10000000, "0", NULL, true, "acquires one identity may have queued; 0 = no cap"},
 	{"daemon", "max_output_bytes", CONF_SIZE, CONF_FIELD(max_output_bytes), 64 * KiB, 4 * GiB,
 	 "64M", NULL, true, "answers queued for a client that does not read; past it, close"},
 
@@ -123,6 +133,16 @@ static const struct conf_key conf_keys[] = {
 
 	{"metrics", "listen", CONF_STRING, CONF_FIELD(metrics_listen), 0, 0, NULL, NULL, true,
 	 "HOST:PORT of the Prometheus endpoint (GET /metrics, /healthz); unset = off"},
+
+	{"tls", "cert", CONF_STRING, CONF_FIELD(tls_cert), 0, 0, NULL, NULL, false,
+	 "PEM certificate (chain) of tls: listeners"},
+	{"tls", "key", CONF_STRING, CONF_FIELD(tls_key), 0, 0, NULL, NULL, false,
+	 "its PEM private key"},
+	{"tls", "client_ca", CONF_STRING, CONF_FIELD(tls_client_ca), 0, 0, NULL, NULL, false,
+	 "PEM CA bundle: clients must present a certificate it signed; its CN is the identity"},
+
+	{"access", "allow", CONF_LIST, CONF_FIELD(access_allow), 0, 0, NULL, NULL, true,
+	 "IDENTITY [read PATTERN...] [write PATTERN...] [admin] (repeatable)"},
 };
 
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -135,6 +155,7 @@ static conf_parse_fn conf_parse_string;
 static conf_parse_fn conf_parse_choice;
 static conf_parse_fn conf_parse_number;
 static conf_parse_fn conf_parse_mode;
+static conf_parse_fn conf_parse_list;
 static conf_parse_fn conf_parse_listen;
 
 static conf_parse_fn *const conf_parsers[CONF_TYPE__COUNT] = {
@@ -145,6 +166,7 @@ static conf_parse_fn *const conf_parsers[CONF_TYPE__COUNT] = {
 	[CONF_MSEC] = conf_parse_number,
 	[CONF_MODE] = conf_parse_mode,
 	[CONF_LISTEN] = conf_parse_listen,
+	[CONF_LIST] = conf_parse_list,
 };
 
 /* What one parse is doing: the text, where inih is in it, the first error. */
@@ -336,7 +358,7 @@ conf_parse_listen(const struct conf_key *k, const char *value, struct conf *c, c
 			snprintf(why, whysize, "socket path is longer than %zu bytes", max);
 			return false;
 		}
-	} else if (strncmp(value, "tcp:", 4) == 0) {
+	} else if (strncmp(value, "tcp:", 4) == 0 || strncmp(value, "tls:", 4) == 0) {
 		const char *host = value + 4, *host_end, *colon;
 		if (*host == '[') {
 			host_end = strchr(host, ']');
@@ -374,7 +396,7 @@ conf_parse_listen(const struct conf_key *k, const char *value, struct conf *c, c
 			return false;
 		}
 	} else {
-		snprintf(why, whysize, "must be unix:PATH or tcp:HOST:PORT");
+		snprintf(why, whysize, "must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT");
 		return false;
 	}
 	for (size_t i = 0; i < c->nlisten; i++) {
@@ -385,6 +407,57 @@ conf_parse_listen(const struct conf_key *k, const char *value, struct conf *c, c
 	}
 	c->listen = xrealloc(c->listen, (c->nlisten + 1) * sizeof *c->listen);
 	c->listen[c->nlisten++] = xstrdup(value);
+	return true;
+}
+
+/* The line is set by conf_handler right after (it knows it). */
+static bool
+conf_parse_list(const struct conf_key *k, const char *value, struct conf *c, char *why,
+		size_t whysize)
+{
+	struct conf_list *l = conf_field(c, k);
+	(void)why;
+	(void)whysize;
+	l->items = xrealloc(l->items, (l->n + 1) * sizeof *l->items);
+	l->lines = xrealloc(l->lines, (l->n + 1) * sizeof *l->lines);
+	l->items[l->n] = xstrdup(value);
+	l->lines[l->n] = 0;
+	l->n++;
+	return true;
+}
+
+/* [tokens] has no fixed keys: each is a token name with its SHA-256. */
+static bool
+conf_parse_token(struct conf *c, const char *name, const char *value, char *why, size_t whysize)
+{
+	unsigned char digest[32];
+
+	if (strlen(value) != 64) {
+		snprintf(why, whysize,
+			 "must be the token's SHA-256 as 64 hex digits "
+			 "(printf %%s TOKEN | sha256sum), never the token itself");
+		return false;
+	}
+	for (int i = 0; i < 32; i++) {
+		unsigned int byte;
+		if (!isxdigit((unsigned char)value[2 * i]) ||
+		    !isxdigit((unsigned char)value[2 * i + 1]) ||
+		    sscanf(value + 2 * i, "%2x", &byte) != 1) {
+			snprintf(why, whysize, "must be 64 hex digits (a SHA-256)");
+			return false;
+		}
+		digest[i] = (unsigned char)byte;
+	}
+	for (size_t i = 0; i < c->ntokens; i++) {
+		if (strcmp(c->tokens[i].name, name) == 0) {
+			snprintf(why, whysize, "token name given twice");
+			return false;
+		}
+	}
+	c->tokens = xrealloc(c->tokens, (c->ntokens + 1) * sizeof *c->tokens);
+	c->tokens[c->ntokens].name = xstrdup(name);
+	memcpy(c->tokens[c->ntokens].sha256, digest, sizeof(digest));
+	c->ntokens++;
 	return true;
 }
 
@@ -402,6 +475,8 @@ conf_key_find(const char *section, const char *name)
 static bool
 conf_section_known(const char *section)
 {
+	if (strcmp(section, "tokens") == 0)
+		return true;
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
 		if (strcmp(conf_keys[i].section, section) == 0)
 			return true;
@@ -433,7 +508,17 @@ conf_free(struct conf *c)
 		const struct conf_key *k = &conf_keys[i];
 		if (k->type == CONF_STRING || k->type == CONF_CHOICE)
 			free(*(char **)conf_field(c, k));
+		if (k->type == CONF_LIST) {
+			struct conf_list *l = conf_field(c, k);
+			for (size_t j = 0; j < l->n; j++)
+				free(l->items[j]);
+			free(l->items);
+			free(l->lines);
+		}
 	}
+	for (size_t i = 0; i < c->ntokens; i++)
+		free(c->tokens[i].name);
+	free(c->tokens);
 	memset(c, 0, sizeof *c);
 }
 
@@ -461,6 +546,8 @@ conf_keep_fixed(struct conf *next, const struct conf *cur,
 			}
 			break;
 		}
+		case CONF_LIST:
+			break; /* every list is reloadable */
 		case CONF_LISTEN:
 			same = next->nlisten == cur->nlisten;
 			for (size_t j = 0; same && j < cur->nlisten; j++)
@@ -580,19 +667,28 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 				 name);
 	if (!conf_section_known(section))
 		return conf_fail(p, p->section_line,
-				 "unknown section [%s] (sections are daemon, mysql, leases and "
-				 "statements)",
+				 "unknown section [%s] (sections are daemon, mysql, leases, "
+				 "statements, metrics, tls, access and tokens)",
 				 section);
+	if (strcmp(section, "tokens") == 0) {
+		char twhy[200];
+		if (continuation)
+			return conf_fail(p, p->line, "[tokens] %s: remove the indentation", name);
+		if (!conf_parse_token(p->c, name, value, twhy, sizeof twhy))
+			return conf_fail(p, p->line, "[tokens] %s: %s", name, twhy);
+		return 1;
+	}
 	const struct conf_key *k = conf_key_find(section, name);
 	if (k == NULL)
 		return conf_fail(p, p->line, "[%s] %s: unknown key", section, name);
 	size_t i = (size_t)(k - conf_keys);
-	if (continuation && k->type != CONF_LISTEN)
+	bool repeatable = k->type == CONF_LISTEN || k->type == CONF_LIST;
+	if (continuation && !repeatable)
 		return conf_fail(p, p->line,
 				 "[%s] %s: this indented line continues the value of %s, "
 				 "which takes one line (remove the indentation)",
 				 section, name, name);
-	if (p->seen[i] != 0 && k->type != CONF_LISTEN)
+	if (p->seen[i] != 0 && !repeatable)
 		return conf_fail(p, p->line, "[%s] %s: given twice (first on line %d)", section,
 				 name, p->seen[i]);
 	p->seen[i] = p->line;
@@ -601,6 +697,10 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	char why[200];
 	if (!conf_parsers[k->type](k, value, p->c, why, sizeof why))
 		return conf_fail(p, p->line, "[%s] %s: %s", section, name, why);
+	if (k->type == CONF_LIST) {
+		struct conf_list *l = conf_field(p->c, k);
+		l->lines[l->n - 1] = p->line;
+	}
 	return 1;
 }
 
@@ -624,6 +724,25 @@ conf_syntax_reason(const char *text, size_t len, int line)
 static int
 conf_check(const struct conf *c, char *why, size_t whysize)
 {
+	/* Whoever reaches a TCP port can lock tables: a TCP listener must
+	 * authenticate its clients, by token or by client certificate. */
+	for (size_t i = 0; i < c->nlisten; i++) {
+		bool tls = strncmp(c->listen[i], "tls:", 4) == 0;
+		if (tls && (c->tls_cert == NULL || c->tls_key == NULL)) {
+			snprintf(why, whysize, "[daemon] listen %s needs [tls] cert and key",
+				 c->listen[i]);
+			return -1;
+		}
+		if ((tls || strncmp(c->listen[i], "tcp:", 4) == 0) && c->ntokens == 0 &&
+		    !(tls && c->tls_client_ca != NULL)) {
+			snprintf(why, whysize,
+				 "[daemon] listen %s: a TCP listener needs authentication: "
+				 "configure [tokens]%s",
+				 c->listen[i],
+				 tls ? " or [tls] client_ca" : " (or use tls: with [tls] client_ca)");
+			return -1;
+		}
+	}
 	if (c->default_ttl_ms > c->max_ttl_ms) {
 		snprintf(why, whysize, "[leases] default_ttl_ms (%lld) exceeds max_ttl_ms (%lld)",
 			 (long long)c->default_ttl_ms, (long long)c->max_ttl_ms);

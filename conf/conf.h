@@ -6,6 +6,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A repeatable key's values, with the line each came from. */
+struct conf_list {
+	char **items;
+	int *lines;
+	size_t n;
+};
+
+/* [tokens]: name = SHA-256 of the token, in hex (never the token). */
+struct conf_token {
+	char *name;
+	unsigned char sha256[32];
+};
+
 /* Pure apart from reading the file: no logging, no side effects. Every key
  * is an entry in conf.c's key table (section, name, type, default, limits,
  * whether it can change on reload); the struct below holds the values. */
@@ -22,6 +35,10 @@ struct conf {
 	int64_t request_timeout_ms;	/* an incomplete request line may take this long */
 	int64_t idle_timeout_ms;	/* a connection without lease idle this long closes; 0 = never */
 	size_t max_output_bytes;	/* answers queued to one slow reader before closing it */
+	char *socket_owner;		/* user owning the unix sockets; NULL = the daemon's */
+	char *socket_group;		/* their group; NULL = the daemon's */
+	unsigned int max_connections_per_identity; /* 0 = no cap */
+	unsigned int max_waiting_per_identity;	/* queued acquires per identity; 0 = no cap */
 
 	/* [mysql] */
 	char *host;			/* NULL = local socket */
@@ -48,6 +65,18 @@ struct conf {
 
 	/* [metrics] */
 	char *metrics_listen;		/* host:port of the HTTP endpoint; NULL = off */
+
+	/* [tls]: for tls: listeners */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_client_ca;		/* set: clients must present a certificate */
+
+	/* [access]: allow = IDENTITY [read PATTERNS] [write PATTERNS] [admin] */
+	struct conf_list access_allow;
+
+	/* [tokens] */
+	struct conf_token *tokens;
+	size_t ntokens;
 };
 
 /* Fills every key with its default (listen: none). */

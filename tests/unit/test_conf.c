@@ -223,7 +223,9 @@ test_listen_repeatable(void **state)
 		"max_clients = 5\n"
 		"listen = tcp:db-1.example:65535\n"
 		"[daemon]\n"
-		"listen = tcp:[fe80::1%eth0]:1\n",
+		"listen = tcp:[fe80::1%eth0]:1\n"
+		"[tokens]\n"
+		"app = 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
 		&c);
 	static const char *const want[] = {"unix:/run/a.sock", "unix:relative.sock",
 					   "tcp:127.0.0.1:7000", "tcp:[::1]:7000",
@@ -256,7 +258,7 @@ struct bad_case {
 static const struct bad_case bad_cases[] = {
 	/* Where a key may be. */
 	{"[daemon]\nmax_clients = 5\n\n[leaes]\nmax_ttl_ms = 5\n",
-	 "t.conf:4: unknown section [leaes] (sections are daemon, mysql, leases and statements)"},
+	 "t.conf:4: unknown section [leaes] (sections are daemon, mysql, leases, statements, metrics, tls, access and tokens)"},
 	{"max_clients = 5\n",
 	 "t.conf:1: max_clients: key before any section ([daemon], [mysql], [leases] or "
 	 "[statements])"},
@@ -326,11 +328,19 @@ static const struct bad_case bad_cases[] = {
 	 "t.conf:2: [daemon] log_level: must be one of error, warn, info, debug"},
 	/* Listen addresses. */
 	{"[daemon]\nlisten = /run/t.sock\n",
-	 "t.conf:2: [daemon] listen: must be unix:PATH or tcp:HOST:PORT"},
+	 "t.conf:2: [daemon] listen: must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT"},
 	{"[daemon]\nlisten = udp:h:1\n",
-	 "t.conf:2: [daemon] listen: must be unix:PATH or tcp:HOST:PORT"},
+	 "t.conf:2: [daemon] listen: must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT"},
 	{"[daemon]\nlisten = unix:\n",
 	 "t.conf:2: [daemon] listen: unix: needs a socket path, as unix:/run/x.sock"},
+	{"[daemon]\nlisten = tcp:127.0.0.1:7000\n",
+	 "t.conf: [daemon] listen tcp:127.0.0.1:7000: a TCP listener needs authentication: "
+	 "configure [tokens] (or use tls: with [tls] client_ca)"},
+	{"[daemon]\nlisten = tls:127.0.0.1:7000\n",
+	 "t.conf: [daemon] listen tls:127.0.0.1:7000 needs [tls] cert and key"},
+	{"[tokens]\napp = secret\n",
+	 "t.conf:2: [tokens] app: must be the token's SHA-256 as 64 hex digits "
+	 "(printf %s TOKEN | sha256sum), never the token itself"},
 	{"[daemon]\nlisten = tcp:localhost\n",
 	 "t.conf:2: [daemon] listen: must be tcp:HOST:PORT, as tcp:127.0.0.1:7000 "
 	 "(tcp:0.0.0.0:PORT for every address)"},
@@ -369,9 +379,9 @@ static const struct bad_case bad_cases[] = {
 	{"[daemon]\nmax_clients = 0\ngarbage\n",
 	 "t.conf:2: [daemon] max_clients: must be an integer between 1 and 1000000"},
 	{"[bad]\ngarbage\nk = v\n",
-	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases and statements)"},
+	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases, statements, metrics, tls, access and tokens)"},
 	{"[bad]\n#" LONG_LINE "\nk = v\n",
-	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases and statements)"},
+	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases, statements, metrics, tls, access and tokens)"},
 	/* Cross-checks name the file only. */
 	{"[leases]\ndefault_ttl_ms = 700000\n",
 	 "t.conf: [leases] default_ttl_ms (700000) exceeds max_ttl_ms (600000)"},
@@ -545,7 +555,10 @@ test_sample_round_trip(void **state)
 		"socket",	  "user",		"password",	     "database",
 		"option_file",	  "option_group",	"pool_size",	     "connect_timeout_ms",
 		"default_wait_ms", "default_ttl_ms",	"max_ttl_ms",	     "max_waiters",
-		"max_rows",	  "max_result_bytes",	"timeout_ms",
+		"max_rows",	  "max_result_bytes",	"timeout_ms",	     "drain_timeout_ms",
+		"request_timeout_ms", "idle_timeout_ms", "max_output_bytes", "socket_owner",
+		"socket_group", "max_connections_per_identity", "max_waiting_per_identity",
+		"cert", "key", "client_ca", "allow",
 	};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char needle[64];
@@ -555,11 +568,17 @@ test_sample_round_trip(void **state)
 		assert_non_null(strstr(text.data, needle));
 	}
 	assert_int_equal(conf_load_string("uncommented", text.data, &c, err, sizeof err), 0);
-	assert_int_equal(c.nlisten, 2);
+	assert_int_equal(c.nlisten, 3);
 	assert_non_null(c.host);
 	assert_non_null(c.password);
 	assert_non_null(c.option_file);
 	assert_non_null(c.state_file);
+	assert_int_equal(c.ntokens, 1);
+	assert_string_equal(c.tokens[0].name, "billing");
+	assert_int_equal(c.tokens[0].sha256[0], 0x9f);
+	assert_int_equal(c.access_allow.n, 3);
+	assert_true(c.access_allow.lines[0] > 0);
+	assert_non_null(c.tls_client_ca);
 	conf_free(&c);
 	buf_free(&text);
 }
