@@ -1,7 +1,7 @@
 # tablelockd: build, test, run. See README.md.
 
 CC ?= cc
-PKGS := libevent jansson libmariadb inih libsystemd
+PKGS := libevent libevent_openssl openssl jansson libmariadb inih libsystemd
 # The build directory keeps plain and sanitizer builds apart.
 BUILD ?= build
 SAN ?=
@@ -48,6 +48,7 @@ PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
 UNIT_DEPS_test_sqltext := $(call obj,daemon/sqltext.c)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
+UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_BASE) $$(or $$(UNIT_DEPS_$$*),$$(PROTO_OBJ))
 	$(CC) $(LDFLAGS) -o $@ $(sort $(filter %.o,$^)) $(LDLIBS) -lcmocka

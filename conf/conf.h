@@ -50,7 +50,8 @@ struct conf {
 	char *option_file;		/* my.cnf read via MYSQL_READ_DEFAULT_FILE */
 	char *option_group;		/* its group, default "client" */
 	unsigned int pool_size;		/* default 8 */
-	unsigned int connect_timeout_ms; /* default 5000 */
+	int64_t connect_timeout_ms;	/* default 5000 */
+	char *sql_mode;			/* set on every session; see conf.c */
 
 	/* [leases] */
 	int64_t default_wait_ms;	/* default 5000 */

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -12,12 +13,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
+#include "daemon/access.h"
 #include "daemon/dispatch.h"
 #include "daemon/lease.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/server.h"
+#include "daemon/tls.h"
 #include "proto/buf.h"
 #include "proto/proto_response.h"
 
@@ -39,6 +43,11 @@ static void client_write(struct client *c, json_t *obj);
 static void client_free_cb(evutil_socket_t fd, short what, void *arg);
 static void client_peer_init(struct client *c, evutil_socket_t fd, const struct sockaddr *addr,
 			     bool is_unix);
+static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void client_arm(struct client *c, enum client_timer kind, int64_t ms);
+static void client_timers_update(struct client *c);
+static bool client_count_connection(struct client *c);
+static void client_refuse(evutil_socket_t fd, const char *code, const char *message);
 
 static void
 client_enter_state(struct client *c, enum client_state state)
@@ -86,36 +95,98 @@ client_peer_init(struct client *c, evutil_socket_t fd, const struct sockaddr *ad
 	}
 }
 
-void
-client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen, bool is_unix)
+/* Answers once on a socket we will not serve, then closes it: the client
+ * learns why instead of seeing a bare close. */
+static void
+client_refuse(evutil_socket_t fd, const char *code, const char *message)
 {
+	char line[200];
+	int n = snprintf(line, sizeof(line),
+			 "{\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
+			 message);
+	if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("refusing a connection: %s", strerror(errno));
+	evutil_closesocket(fd);
+}
+
+/* Files the connection under its identity; false when the identity is at
+ * max_connections_per_identity. */
+static bool
+client_count_connection(struct client *c)
+{
+	unsigned int *n;
+
+	identity_attach(&c->identity);
+	n = identity_connections(&c->identity);
+	if (server.conf.max_connections_per_identity > 0 &&
+	    *n >= server.conf.max_connections_per_identity)
+		return false;
+	(*n)++;
+	c->counted = true;
+	return true;
+}
+
+void
+client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen,
+	      enum client_transport transport)
+{
+	bool is_unix = transport == CLIENT_UNIX;
 	struct client *c;
 
 	(void)addrlen;
-	if (server.shutting_down || server.nclients >= server.conf.max_clients) {
-		/* Answer once, then close: the client learns why. */
-		char line[160];
-		int n = snprintf(line, sizeof(line),
-				 "{\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-				 server.shutting_down ? "shutting_down" : "too_many_clients",
-				 server.shutting_down ? "the daemon is shutting down"
-						      : "max_clients reached");
-		if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			log_debug("refusing a connection: %s", strerror(errno));
-		evutil_closesocket(fd);
+	if (server.shutting_down) {
+		client_refuse(fd, "shutting_down", "the daemon is shutting down");
+		return;
+	}
+	if (server.nclients >= server.conf.max_clients) {
+		client_refuse(fd, "too_many_clients", "max_clients reached");
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->id = client_next_id++;
-	metrics.client_connections++;
 	c->state = CLIENT_READY;
 	client_peer_init(c, fd, addr, is_unix);
+	c->peer.transport = transport;
+	if (is_unix) {
+		identity_unix(&c->identity, c->peer.uid, c->peer.gid);
+		if (!client_count_connection(c)) {
+			log_warnx("%s: max_connections_per_identity (%u) reached; refused",
+				  c->identity.label, server.conf.max_connections_per_identity);
+			identity_free(&c->identity);
+			free(c);
+			client_refuse(fd, "too_many_clients",
+				      "max_connections_per_identity reached");
+			return;
+		}
+	} else {
+		/* Unauthenticated until a token (hello) or a certificate. */
+		snprintf(c->identity.label, sizeof(c->identity.label), "unauthenticated@%s",
+			 c->peer.address);
+	}
+	metrics.client_connections++;
 	proto_frame_init(&c->frame, server.conf.max_request_bytes);
-	c->bev = bufferevent_socket_new(server.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (transport == CLIENT_TLS) {
+		SSL *ssl = tls_new();
+		c->bev = ssl != NULL ? bufferevent_openssl_socket_new(server.base, fd, ssl,
+								       BUFFEREVENT_SSL_ACCEPTING,
+								       BEV_OPT_CLOSE_ON_FREE)
+				     : NULL;
+		if (c->bev == NULL) {
+			if (ssl != NULL)
+				SSL_free(ssl);
+			evutil_closesocket(fd);
+			identity_free(&c->identity);
+			free(c);
+			return;
+		}
+	} else {
+		c->bev = bufferevent_socket_new(server.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&server.clients, c, entry);
 	server.nclients++;
+	client_timers_update(c);
 	if (is_unix)
 		log_debug("client %llu: connected (uid %d, pid %d)", (unsigned long long)c->id,
 			  (int)c->peer.uid, (int)c->peer.pid);
@@ -129,7 +200,7 @@ client_label(const struct client *c)
 {
 	if (c == NULL)
 		return "(gone)";
-	return c->name != NULL ? c->name : c->peer.address;
+	return c->name != NULL ? c->name : c->identity.label;
 }
 
 json_t *
@@ -172,7 +243,21 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 
-	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done: a verified client certificate names the
+		 * client. */
+		char cn[128];
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		if (tls_client_certs() && ssl != NULL && tls_peer_cn(ssl, cn, sizeof(cn))) {
+			identity_set_cn(&c->identity, cn);
+			if (!client_count_connection(c)) {
+				client_close(c, "max_connections_per_identity reached");
+				return;
+			}
+			log_debug("client %llu: certificate CN %s", (unsigned long long)c->id, cn);
+		}
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		client_close(c, "disconnected");
 	else if (what & BEV_EVENT_ERROR)
@@ -214,6 +299,130 @@ client_process(struct client *c)
 	c->processing = false;
 	if (c->state == CLIENT_READY)
 		bufferevent_enable(c->bev, EV_READ);
+	client_timers_update(c);
+}
+
+/* One timer per connection, for whichever applies: a request line left
+ * incomplete (slow-loris defence) runs against request_timeout_ms from its
+ * first byte; a connection with nothing to do and no lease runs against
+ * idle_timeout_ms. A busy connection or one holding a lease has neither. */
+static void
+client_timers_update(struct client *c)
+{
+	enum client_timer want = CLIENT_TIMER_NONE;
+
+	if (c->state == CLIENT_CLOSED || c->timer_kind == CLIENT_TIMER_AUTH_DELAY)
+		return;
+	if (c->state == CLIENT_READY && proto_frame_pending(&c->frame) > 0)
+		want = CLIENT_TIMER_REQUEST;
+	else if (c->state == CLIENT_READY && c->lease == NULL && server.conf.idle_timeout_ms > 0)
+		want = CLIENT_TIMER_IDLE;
+	if (want == c->timer_kind && want != CLIENT_TIMER_IDLE)
+		return; /* a request timer runs from the line's first byte */
+	if (want == CLIENT_TIMER_NONE) {
+		if (c->timer != NULL)
+			evtimer_del(c->timer);
+		c->timer_kind = CLIENT_TIMER_NONE;
+		return;
+	}
+	client_arm(c, want,
+		   want == CLIENT_TIMER_REQUEST ? server.conf.request_timeout_ms
+						: server.conf.idle_timeout_ms);
+}
+
+static void
+client_arm(struct client *c, enum client_timer kind, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+
+	if (c->timer == NULL)
+		c->timer = evtimer_new(server.base, client_timer_cb, c);
+	c->timer_kind = kind;
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+client_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	enum client_timer kind = c->timer_kind;
+	json_t *resp;
+
+	(void)fd;
+	(void)what;
+	c->timer_kind = CLIENT_TIMER_NONE;
+	switch (kind) {
+	case CLIENT_TIMER_REQUEST:
+		client_close(c, "request line incomplete after request_timeout_ms");
+		break;
+	case CLIENT_TIMER_IDLE:
+		client_close(c, "idle for idle_timeout_ms without a lease");
+		break;
+	case CLIENT_TIMER_AUTH_DELAY:
+		resp = c->delayed;
+		c->delayed = NULL;
+		client_respond(c, resp);
+		break;
+	case CLIENT_TIMER_NONE:
+		break;
+	}
+}
+
+void
+client_delay_respond(struct client *c, json_t *resp)
+{
+	/* Failed authentication answers after a second: guessing tokens
+	 * over one connection gets slow. */
+	json_decref(c->delayed);
+	c->delayed = resp;
+	client_arm(c, CLIENT_TIMER_AUTH_DELAY, 1000);
+}
+
+bool
+client_authenticate(struct client *c, const char *token)
+{
+	const char *name = identity_check_token(&server.conf, token, strlen(token));
+
+	if (name == NULL) {
+		log_warnx("client %llu from %s: authentication failed (bad token)",
+			  (unsigned long long)c->id, c->peer.address);
+		return false;
+	}
+	if (c->counted) {
+		(*identity_connections(&c->identity))--;
+		c->counted = false;
+	}
+	identity_set_token(&c->identity, name);
+	if (!client_count_connection(c)) {
+		log_warnx("%s: max_connections_per_identity (%u) reached",
+			  c->identity.label, server.conf.max_connections_per_identity);
+		return false;
+	}
+	log_info("client %llu from %s: authenticated as %s", (unsigned long long)c->id,
+		 c->peer.address, c->identity.label);
+	return true;
+}
+
+bool
+client_may_lock(struct client *c, const char *db, const char *table, bool write)
+{
+	struct access_identity view;
+
+	if (!access_enabled(server.access))
+		return true;
+	identity_view(&c->identity, c->peer.uid, c->peer.is_unix, &view);
+	return access_may_lock(server.access, &view, db, table, write);
+}
+
+bool
+client_is_admin(struct client *c)
+{
+	struct access_identity view;
+
+	if (!access_enabled(server.access))
+		return c->peer.is_unix && (c->peer.uid == 0 || c->peer.uid == server.uid);
+	identity_view(&c->identity, c->peer.uid, c->peer.is_unix, &view);
+	return access_is_admin(server.access, &view);
 }
 
 static void
@@ -234,6 +443,14 @@ client_write(struct client *c, json_t *obj)
 	json_decref(obj);
 	bufferevent_write(c->bev, b.data, b.len);
 	buf_free(&b);
+	/* A client that does not read its answers cannot make us buffer
+	 * without bound. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > server.conf.max_output_bytes &&
+	    c->state != CLIENT_CLOSING) {
+		log_warnx("client %llu (%s): more than max_output_bytes (%zu) unread; closing",
+			  (unsigned long long)c->id, client_label(c), server.conf.max_output_bytes);
+		client_close(c, "not reading its answers");
+	}
 }
 
 json_t *
@@ -291,6 +508,12 @@ client_close(struct client *c, const char *why)
 		lease_end(c->lease, LEASE_END_DISCONNECT);
 	TAILQ_REMOVE(&server.clients, c, entry);
 	server.nclients--;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	c->timer_kind = CLIENT_TIMER_NONE;
+	if (c->counted)
+		(*identity_connections(&c->identity))--;
+	c->counted = false;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	/* Freed from a fresh loop iteration: callers up the stack may still
@@ -307,6 +530,10 @@ client_free_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	proto_frame_free(&c->frame);
 	json_decref(c->request_id);
+	json_decref(c->delayed);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	identity_free(&c->identity);
 	free(c->name);
 	free(c);
 }

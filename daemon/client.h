@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "daemon/identity.h"
 #include "proto/proto_error.h"
 #include "proto/proto_frame.h"
 
@@ -23,9 +24,13 @@ enum client_state {
 	CLIENT__STATE_COUNT
 };
 
+/* What kind of listener a connection came from. */
+enum client_transport { CLIENT_UNIX, CLIENT_TCP, CLIENT_TLS };
+
 /* Who is on the other end. */
 struct client_peer {
 	bool is_unix;
+	enum client_transport transport;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -44,11 +49,17 @@ struct client {
 	uint64_t lost_lease;	/* a lease lost under us: the next lease op says so */
 	json_t *request_id;	/* id of the request in flight */
 	bool processing;	/* inside client_process(): do not recurse */
-	struct event *free_ev;
+	struct identity identity;
+	bool counted;		/* counted in its identity's connections */
+	struct event *timer;	/* request_timeout_ms / idle_timeout_ms / auth delay */
+	enum client_timer { CLIENT_TIMER_NONE, CLIENT_TIMER_REQUEST, CLIENT_TIMER_IDLE,
+			    CLIENT_TIMER_AUTH_DELAY } timer_kind;
+	json_t *delayed;	/* the answer held back by CLIENT_TIMER_AUTH_DELAY */
 };
 
 /* Takes over an accepted socket. */
-void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen, bool is_unix);
+void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen,
+		   enum client_transport transport);
 /* The only way out: ends the lease (rolled back), closes, frees later. */
 void client_close(struct client *c, const char *why);
 
@@ -63,6 +74,16 @@ void client_respond_error(struct client *c, enum proto_error code, const char *f
 json_t *client_error(struct client *c, enum proto_error code, const char *message);
 /* Sends an unsolicited event (steals ev). */
 void client_push(struct client *c, json_t *ev);
+/* May this client lock db.table (for write, or read)? Access rules. */
+bool client_may_lock(struct client *c, const char *db, const char *table, bool write);
+/* Full status and revoke: the admin right of the access rules (without
+ * rules: root and the daemon's own user, by peer credentials). */
+bool client_is_admin(struct client *c);
+/* hello with a token: authenticates, or answers unauthenticated after a
+ * delay (failures are logged with the peer address, never the token). */
+bool client_authenticate(struct client *c, const char *token);
+/* Answers after the failed-authentication delay. */
+void client_delay_respond(struct client *c, json_t *resp);
 /* "name" or "-" for logs. */
 const char *client_label(const struct client *c);
 /* {"uid":…,"pid":…} or {"address":…}. */

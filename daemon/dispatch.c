@@ -52,6 +52,11 @@ dispatch_line(struct client *c, const char *line, size_t len)
 		log_debug("client %llu: %s: %s", (unsigned long long)c->id, proto_error_name(code),
 			  msg);
 		client_respond_error(c, code, "%s", msg);
+	} else if (!c->identity.authenticated && req.op != PROTO_OP_HELLO &&
+		   req.op != PROTO_OP_PING) {
+		metrics.requests[req.op]++;
+		client_respond_error(c, PROTO_ERR_UNAUTHENTICATED,
+				     "authenticate first: {\"op\":\"hello\",\"token\":\"…\"}");
 	} else {
 		metrics.requests[req.op]++;
 		dispatch_table[req.op](c, &req);
@@ -71,11 +76,17 @@ dispatch_hello(struct client *c, struct proto_request *req)
 {
 	json_t *resp;
 
+	if (req->token != NULL && !client_authenticate(c, req->token)) {
+		client_delay_respond(c, client_error(c, PROTO_ERR_UNAUTHENTICATED,
+						     "authentication failed"));
+		return;
+	}
 	if (req->client != NULL) {
 		free(c->name);
 		c->name = xstrdup(req->client);
 	}
 	resp = client_ok(c);
+	json_object_set_new(resp, "identity", json_string(c->identity.label));
 	json_object_set_new(resp, "server", json_string("tablelockd"));
 	json_object_set_new(resp, "version", json_string(TABLELOCK_VERSION));
 	json_object_set_new(resp, "protocol", json_integer(1));
@@ -122,10 +133,9 @@ dispatch_revoke(struct client *c, struct proto_request *req)
 	struct lease *l;
 	json_t *resp;
 
-	if (!status_is_admin(c)) {
-		client_respond_error(c, PROTO_ERR_FORBIDDEN,
-				     "revoke needs the admin right (identity uid %d)",
-				     (int)c->peer.uid);
+	if (!client_is_admin(c)) {
+		client_respond_error(c, PROTO_ERR_FORBIDDEN, "revoke needs the admin right (%s has not)",
+				     c->identity.label);
 		return;
 	}
 	l = lease_find((uint64_t)req->lease);

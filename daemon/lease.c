@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon/client.h"
+#include "daemon/identity.h"
 #include "daemon/leaseid.h"
 #include "daemon/lockmgr.h"
 #include "daemon/log.h"
@@ -53,6 +54,7 @@ struct lease {
 	bool killing;		/* a KILL QUERY was sent for the running statement */
 	bool committing;	/* LEASE_ENDING runs COMMIT (else ROLLBACK) */
 	bool renewing;		/* LEASE_RUNNING runs a renew's keep-alive */
+	struct identity_count *waiting_count; /* counted as waiting for its identity */
 	struct buf sql;
 };
 
@@ -80,6 +82,7 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 
 static void lease_enter_state(struct lease *l, enum lease_state state);
 static void lease_granted(struct lease *l);
+static void lease_uncount_waiting(struct lease *l);
 static void lease_session_ready(struct pool_waiter *w, struct session *s);
 static void lease_locked(struct session *s, struct session_result *r, void *arg);
 static void lease_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -98,7 +101,9 @@ static void lease_respond_result_error(struct lease *l, const struct session_res
 static json_t *lease_result_json(const struct session_result *r);
 static void lease_push(struct lease *l, const char *event, const char *reason);
 static enum proto_error lease_end_error(enum lease_end end);
-static bool lease_check_statement(struct client *c, const struct proto_statement *st, long index);
+static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
+				    long index, struct session *s, struct buf *out);
+static void lease_run_bound(struct lease *l);
 
 const char *
 lease_state_name(enum lease_state state)
@@ -192,45 +197,78 @@ lease_arm(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* Statements are checked before anything is locked, so a transact that
- * would be refused never takes a lock. */
-static bool
-lease_check_statement(struct client *c, const struct proto_statement *st, long index)
+/* Escapes like mysql_real_escape_string() does with backslash escapes on:
+ * the same size contract, for binding before any session is at hand. The
+ * daemon's sessions always run with such an sql_mode (session.c). */
+static unsigned long
+lease_dry_escape(void *arg, char *out, const char *src, unsigned long len)
 {
-	char why[256];
-	long count;
-	json_t *resp;
-	enum proto_error code = PROTO_OK;
+	unsigned long o = 0;
 
-	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW) {
-		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
-		metrics.firewall_refusals++;
-	} else {
-		count = sqltext_count_placeholders(st->sql, st->sql_len);
-		size_t nparams = st->params != NULL ? json_array_size(st->params) : 0;
-		if (count < 0) {
-			code = PROTO_ERR_BAD_REQUEST;
-			snprintf(why, sizeof(why), "unterminated string, name or comment in sql");
-		} else if ((size_t)count != nparams) {
-			code = PROTO_ERR_BAD_PARAMS;
-			snprintf(why, sizeof(why), "statement has %ld placeholders but %zu params given",
-				 count, nparams);
+	(void)arg;
+	for (unsigned long i = 0; i < len; i++) {
+		char ch = src[i];
+		const char *rep = NULL;
+		switch (ch) {
+		case '\0':
+			rep = "\\0";
+			break;
+		case '\n':
+			rep = "\\n";
+			break;
+		case '\r':
+			rep = "\\r";
+			break;
+		case '\\':
+			rep = "\\\\";
+			break;
+		case '\'':
+			rep = "\\'";
+			break;
+		case '"':
+			rep = "\\\"";
+			break;
+		case '\032':
+			rep = "\\Z";
+			break;
+		}
+		if (rep != NULL) {
+			out[o++] = rep[0];
+			out[o++] = rep[1];
 		} else {
-			for (size_t i = 0; i < nparams; i++) {
-				json_t *p = json_array_get(st->params, i);
-				if (json_is_object(p) || json_is_array(p)) {
-					code = PROTO_ERR_BAD_PARAMS;
-					snprintf(why, sizeof(why),
-						 "param %zu is an %s; params must be null, boolean, "
-						 "number or string",
-						 i, json_is_object(p) ? "object" : "array");
-					break;
-				}
-			}
+			out[o++] = ch;
 		}
 	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Checks one statement and binds its params into out: the firewall on the
+ * client's text, the binding, and the firewall again on the bound text
+ * (cheap, and it keeps a binding bug from becoming a bypass). With s NULL
+ * (a transact, before anything is locked) the binding is a dry run. On
+ * refusal answers the client (with "statement": index when index >= 0). */
+static bool
+lease_prepare_statement(struct client *c, const struct proto_statement *st, long index,
+			struct session *s, struct buf *out)
+{
+	enum proto_error code = PROTO_OK;
+	char why[256];
+	json_t *resp;
+
+	buf_reset(out);
+	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW)
+		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
+	else if (!sqltext_bind(st->sql, st->sql_len, st->params,
+			       s != NULL ? session_escape : lease_dry_escape, s, out, why,
+			       sizeof(why)))
+		code = PROTO_ERR_BAD_PARAMS;
+	else if (sqltext_firewall(out->data, out->len, why, sizeof(why)) != SQLTEXT_ALLOW)
+		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
 	if (code == PROTO_OK)
 		return true;
+	if (code == PROTO_ERR_STATEMENT_NOT_ALLOWED)
+		metrics.firewall_refusals++;
 	resp = client_error(c, code, why);
 	if (index >= 0)
 		json_object_set_new(resp, "statement", json_integer(index));
@@ -256,9 +294,24 @@ lease_start(struct client *c, struct proto_request *req)
 		return;
 	}
 	if (req->op == PROTO_OP_TRANSACT) {
-		for (size_t i = 0; i < req->nstatements; i++)
-			if (!lease_check_statement(c, &req->statements[i], (long)i))
-				return;
+		/* Statements are checked before anything is locked, so a
+		 * transact that would be refused never takes a lock. */
+		struct buf scratch = {0};
+		bool ok = true;
+		for (size_t i = 0; ok && i < req->nstatements; i++)
+			ok = lease_prepare_statement(c, &req->statements[i], (long)i, NULL, &scratch);
+		buf_free(&scratch);
+		if (!ok)
+			return;
+	}
+	for (size_t i = 0; i < req->ntables; i++) {
+		const struct proto_table *t = &req->tables[i];
+		if (!client_may_lock(c, t->db, t->name, t->write)) {
+			client_respond_error(c, PROTO_ERR_FORBIDDEN, "%s may not %s %s.%s",
+					     c->identity.label, t->write ? "write" : "read", t->db,
+					     t->name);
+			return;
+		}
 	}
 	if (!pool_available(server.pool)) {
 		client_respond_error(c, PROTO_ERR_UNAVAILABLE, "MySQL is unreachable");
@@ -314,6 +367,23 @@ lease_start(struct client *c, struct proto_request *req)
 		break;
 	case LOCKMGR_QUEUED:
 		log_debug("lease %llu: queued", (unsigned long long)l->id);
+		if (server.conf.max_waiting_per_identity > 0) {
+			struct identity_count *e = identity_hold(&c->identity);
+			if (*identity_count_waiting(e) >= server.conf.max_waiting_per_identity) {
+				identity_unhold(e);
+				l->end = LEASE_END_FAILED;
+				client_respond_error(c, PROTO_ERR_TOO_MANY_WAITERS,
+						     "%s already has max_waiting_per_identity (%u) "
+						     "acquires waiting",
+						     c->identity.label,
+						     server.conf.max_waiting_per_identity);
+				lease_detach(l);
+				lease_finish(l);
+				break;
+			}
+			(*identity_count_waiting(e))++;
+			l->waiting_count = e;
+		}
 		break;
 	case LOCKMGR_WOULD_BLOCK:
 		l->lock = NULL;
@@ -343,8 +413,19 @@ lease_lockmgr_grant(struct lockmgr_req *req, void *owner, void *arg)
 
 /* The daemon's queue let us through: get a MySQL session for LOCK TABLES. */
 static void
+lease_uncount_waiting(struct lease *l)
+{
+	if (l->waiting_count == NULL)
+		return;
+	(*identity_count_waiting(l->waiting_count))--;
+	identity_unhold(l->waiting_count);
+	l->waiting_count = NULL;
+}
+
+static void
 lease_granted(struct lease *l)
 {
+	lease_uncount_waiting(l);
 	struct session *s = pool_take(server.pool, &l->waiter);
 	if (s != NULL)
 		lease_session_ready(&l->waiter, s);
@@ -503,34 +584,32 @@ lease_statement_timer_cb(evutil_socket_t fd, short what, void *arg)
 	pool_kill_query(server.pool, l->session);
 }
 
+/* Runs the statement already bound into l->sql. */
 static void
-lease_run_statement(struct lease *l, const struct proto_statement *st)
+lease_run_bound(struct lease *l)
 {
 	struct session_limits lim = {server.conf.max_rows, server.conf.max_result_bytes};
-	char why[256];
 
-	buf_reset(&l->sql);
-	if (!sqltext_bind(st->sql, st->sql_len, st->params, session_escape, l->session, &l->sql,
-			  why, sizeof(why))) {
-		/* lease_check_statement ran the same checks; this is a bug. */
-		json_t *resp = client_error(l->client, PROTO_ERR_BAD_PARAMS, why);
-		if (l->transact) {
-			json_object_set_new(resp, "statement",
-					    json_integer((json_int_t)l->next_statement));
-			client_respond(l->client, resp);
-			l->end = LEASE_END_ROLLBACK;
-			lease_detach(l);
-			lease_release(l, true);
-			return;
-		}
-		client_respond(l->client, resp);
-		return;
-	}
 	l->statement_timed_out = false;
 	lease_enter_state(l, LEASE_RUNNING);
 	if (server.conf.timeout_ms > 0)
 		lease_arm(l->statement_timer, server.conf.timeout_ms);
 	session_query(l->session, l->sql.data, l->sql.len, &lim, lease_statement_done, l);
+}
+
+/* A transact's next statement. Its dry run passed before locking, so a
+ * refusal here is not expected; it still rolls everything back. */
+static void
+lease_run_statement(struct lease *l, const struct proto_statement *st)
+{
+	if (!lease_prepare_statement(l->client, st, (long)l->next_statement, l->session,
+				     &l->sql)) {
+		l->end = LEASE_END_ROLLBACK;
+		lease_detach(l);
+		lease_release(l, true);
+		return;
+	}
+	lease_run_bound(l);
 }
 
 void
@@ -543,9 +622,8 @@ lease_request(struct lease *l, struct proto_request *req)
 
 	switch (req->op) {
 	case PROTO_OP_QUERY:
-		if (!lease_check_statement(c, &req->query, -1))
-			return;
-		lease_run_statement(l, &req->query);
+		if (lease_prepare_statement(c, &req->query, -1, l->session, &l->sql))
+			lease_run_bound(l);
 		break;
 	case PROTO_OP_COMMIT:
 	case PROTO_OP_ROLLBACK:
@@ -893,6 +971,7 @@ lease_finish(struct lease *l)
 	evtimer_del(l->timer);
 	evtimer_del(l->statement_timer);
 	lease_detach(l);
+	lease_uncount_waiting(l);
 	TAILQ_REMOVE(&server.leases, l, entry);
 	server.nleases--;
 
@@ -989,7 +1068,8 @@ lease_status(const struct lease *l, bool full)
 		break;
 	}
 	o = json_object();
-	json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
+	if (full)
+		json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
 	if (full) {
 		json_object_set_new(o, "client", l->client != NULL && l->client->name != NULL
 							 ? json_string(l->client->name)
@@ -1001,6 +1081,8 @@ lease_status(const struct lease *l, bool full)
 	json_object_set_new(o, "write", lease_tables_json(l, true));
 	json_object_set_new(o, "state", json_string(state));
 	json_object_set_new(o, "age_ms", json_integer((json_int_t)((now - l->created_us) / 1000)));
+	if (!full)
+		return o;
 	if (l->held_us != 0) {
 		json_object_set_new(o, "held_ms",
 				    json_integer((json_int_t)((now - l->held_us) / 1000)));

@@ -2,6 +2,8 @@
 #include "daemon/listener.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <event2/listener.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ struct listener {
 	struct evconnlistener *ev;
 	char *path;		/* Unix socket file to remove, or NULL */
 	bool is_unix;
+	enum client_transport transport;
 	char *address;
 	struct event *pause;	/* re-enables after running out of descriptors */
 };
@@ -34,8 +37,8 @@ static void listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
 			       struct sockaddr *addr, int len, void *arg);
 static void listener_error_cb(struct evconnlistener *ev, void *arg);
 static void listener_resume_cb(evutil_socket_t fd, short what, void *arg);
-static int listener_open_unix(struct listener *l, const char *path, unsigned int mode, char *err,
-			      size_t errsize);
+static int listener_open_unix(struct listener *l, const char *path, const struct conf *c,
+			      char *err, size_t errsize);
 static int listener_open_tcp(struct listener *l, const char *hostport, char *err,
 			     size_t errsize);
 
@@ -45,7 +48,7 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 {
 	struct listener *l = arg;
 	(void)ev;
-	client_accept(fd, addr, len, l->is_unix);
+	client_accept(fd, addr, len, l->transport);
 }
 
 /* Out of file descriptors (EMFILE): accepting again at once would spin,
@@ -71,10 +74,43 @@ listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(l->ev);
 }
 
+/* Owner and group from the config: the group decides who may connect. */
 static int
-listener_open_unix(struct listener *l, const char *path, unsigned int mode, char *err,
+listener_chown(const char *path, const struct conf *c, char *err, size_t errsize)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (c->socket_owner != NULL) {
+		struct passwd *pw = getpwnam(c->socket_owner);
+		if (pw == NULL) {
+			snprintf(err, errsize, "[daemon] socket_owner %s: no such user",
+				 c->socket_owner);
+			return -1;
+		}
+		uid = pw->pw_uid;
+	}
+	if (c->socket_group != NULL) {
+		struct group *gr = getgrnam(c->socket_group);
+		if (gr == NULL) {
+			snprintf(err, errsize, "[daemon] socket_group %s: no such group",
+				 c->socket_group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) != 0) {
+		snprintf(err, errsize, "unix:%s: chown: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+listener_open_unix(struct listener *l, const char *path, const struct conf *c, char *err,
 		   size_t errsize)
 {
+	unsigned int mode = c->socket_mode;
 	struct sockaddr_un sun;
 	struct stat st;
 	evutil_socket_t fd;
@@ -111,6 +147,11 @@ listener_open_unix(struct listener *l, const char *path, unsigned int mode, char
 			close(fd);
 		return -1;
 	}
+	if (listener_chown(path, c, err, errsize) != 0) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
 	l->ev = evconnlistener_new(server.base, listener_accept_cb, l,
 				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (l->ev == NULL) {
@@ -121,6 +162,7 @@ listener_open_unix(struct listener *l, const char *path, unsigned int mode, char
 	}
 	l->path = xstrdup(path);
 	l->is_unix = true;
+	l->transport = CLIENT_UNIX;
 	return 0;
 }
 
@@ -164,8 +206,17 @@ listener_adopt(int n, char *err, size_t errsize)
 
 		nlisteners = (size_t)i + 1;
 		l->is_unix = sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0;
+		l->transport = l->is_unix ? CLIENT_UNIX : CLIENT_TCP;
 		if (!l->is_unix && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 			snprintf(err, errsize, "passed descriptor %d is not a listening stream socket",
+				 fd);
+			listener_close_all();
+			return -1;
+		}
+		if (!l->is_unix && server.conf.ntokens == 0) {
+			snprintf(err, errsize,
+				 "passed descriptor %d is a TCP socket, and TCP clients must "
+				 "authenticate: configure [tokens]",
 				 fd);
 			listener_close_all();
 			return -1;
@@ -207,10 +258,12 @@ listener_open_all(const struct conf *c, char *err, size_t errsize)
 		l->address = xstrdup(a);
 		l->pause = evtimer_new(server.base, listener_resume_cb, l);
 		nlisteners = i + 1;
-		if (strncmp(a, "unix:", 5) == 0)
-			rc = listener_open_unix(l, a + 5, c->socket_mode, err, errsize);
-		else if (strncmp(a, "tcp:", 4) == 0)
+		if (strncmp(a, "unix:", 5) == 0) {
+			rc = listener_open_unix(l, a + 5, c, err, errsize);
+		} else if (strncmp(a, "tcp:", 4) == 0 || strncmp(a, "tls:", 4) == 0) {
+			l->transport = a[1] == 'l' ? CLIENT_TLS : CLIENT_TCP;
 			rc = listener_open_tcp(l, a + 4, err, errsize);
+		}
 		else {
 			snprintf(err, errsize, "%s: unknown listen address kind", a);
 			rc = -1;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "daemon/access.h"
 #include "daemon/lease.h"
 #include "daemon/leaseid.h"
 #include "daemon/listener.h"
@@ -18,6 +19,7 @@
 #include "daemon/notify.h"
 #include "daemon/pool.h"
 #include "daemon/server.h"
+#include "daemon/tls.h"
 
 #ifndef TABLELOCK_VERSION
 #define TABLELOCK_VERSION "0.1.0"
@@ -143,6 +145,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "tablelockd: cannot initialise the MySQL client library\n");
 		return 1;
 	}
+	if (access_compile(&server.conf.access_allow, conf_path, &server.access, err,
+			   sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: %s\n", err);
+		return 1;
+	}
+	if (tls_init(&server.conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tablelockd: %s\n", err);
+		return 1;
+	}
 	if (leaseid_init(server.conf.state_file, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tablelockd: state_file: %s\n", err);
 		return 1;
@@ -185,6 +196,8 @@ main(int argc, char **argv)
 	event_free(sighup);
 	pool_free(server.pool);
 	lockmgr_free(server.lockmgr);
+	access_free(server.access);
+	tls_free();
 	event_base_free(server.base);
 	conf_free(&server.conf);
 	mysql_library_end();

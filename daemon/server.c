@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "daemon/access.h"
 #include "daemon/client.h"
 #include "daemon/lease.h"
 #include "daemon/listener.h"
@@ -76,7 +77,16 @@ server_reload(void)
 		notify_reloaded();
 		return;
 	}
+	struct access *rules;
+	if (access_compile(&next.access_allow, server.conf_path, &rules, err, sizeof(err)) != 0) {
+		log_error("reload failed, the old configuration stays in force: %s", err);
+		conf_free(&next);
+		notify_reloaded();
+		return;
+	}
 	conf_keep_fixed(&next, &server.conf, server_report_fixed, NULL);
+	access_free(server.access);
+	server.access = rules;
 	if (metrics_listen(next.metrics_listen, err, sizeof(err)) != 0) {
 		log_error("reload: %s; metrics endpoint stopped", err);
 	}

@@ -36,6 +36,7 @@ struct server {
 	struct conf conf;
 	const char *conf_path;
 	struct lockmgr *lockmgr;
+	struct access *access;		/* compiled [access] rules */
 	struct pool *pool;
 	struct proto_parse_options parse_options;
 	struct client_list clients;

@@ -262,7 +262,7 @@ session_connect(struct session *s, unsigned int delay_ms)
 	/* A silently reconnected session has lost its locks: never reconnect. */
 	mysql_options(s->mysql, MYSQL_OPT_RECONNECT, &off);
 	mysql_options(s->mysql, MYSQL_OPT_LOCAL_INFILE, &off);
-	timeout_s = (c->connect_timeout_ms + 999) / 1000;
+	timeout_s = (unsigned int)((c->connect_timeout_ms + 999) / 1000);
 	mysql_options(s->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
 	if (c->option_file != NULL) {
 		mysql_options(s->mysql, MYSQL_READ_DEFAULT_FILE, c->option_file);
@@ -566,17 +566,21 @@ static void
 session_prepare(struct session *s)
 {
 	const struct conf *c = pool_conf(s->pool);
-	char sql[128];
-	int n;
+	struct buf sql = {0};
 
 	if (s->control) {
 		session_prepared(s);
 		return;
 	}
 	session_enter_state(s, SESSION_PREPARING);
-	n = snprintf(sql, sizeof(sql), "SET autocommit=0, SESSION wait_timeout=%lld",
-		     (long long)(c->max_ttl_ms / 1000 + 10));
-	session_exec(s, sql, (size_t)n, session_prepared);
+	/* sql_mode is set explicitly: under NO_BACKSLASH_ESCAPES or
+	 * ANSI_QUOTES the server would read quotes differently from the
+	 * statement firewall (conf.c refuses those modes; the value holds
+	 * only mode names and commas). */
+	buf_appendf(&sql, "SET autocommit=0, SESSION wait_timeout=%lld, SESSION sql_mode='%s'",
+		    (long long)(c->max_ttl_ms / 1000 + 10), c->sql_mode != NULL ? c->sql_mode : "");
+	session_exec(s, sql.data, sql.len, session_prepared);
+	buf_free(&sql);
 }
 
 static void

@@ -9,19 +9,11 @@
 #include "daemon/pool.h"
 #include "daemon/server.h"
 
-/* Until access rules exist, the admin is root or the daemon's own user,
- * known from the Unix socket's peer credentials. */
-bool
-status_is_admin(const struct client *c)
-{
-	return c->peer.is_unix && (c->peer.uid == 0 || c->peer.uid == server.uid);
-}
-
 void
-status_fill(json_t *resp, const struct client *asker)
+status_fill(json_t *resp, struct client *asker)
 {
 	const struct server_totals *t = &server.totals;
-	bool admin = status_is_admin(asker);
+	bool admin = client_is_admin(asker);
 	json_t *leases = json_array();
 	struct lease *l;
 

@@ -7,9 +7,9 @@
 
 struct client;
 
-/* Fills resp (an ok answer) with "leases", "pool" and "totals". */
-void status_fill(json_t *resp, const struct client *asker);
-/* May this client see everything and revoke? */
-bool status_is_admin(const struct client *c);
+/* Fills resp (an ok answer) with "leases", "pool" and "totals". The admin
+ * (and each client for its own lease) sees everything; others see leases
+ * only as tables, mode, state and age. */
+void status_fill(json_t *resp, struct client *asker);
 
 #endif

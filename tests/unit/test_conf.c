@@ -336,6 +336,14 @@ static const struct bad_case bad_cases[] = {
 	{"[daemon]\nlisten = tcp:127.0.0.1:7000\n",
 	 "t.conf: [daemon] listen tcp:127.0.0.1:7000: a TCP listener needs authentication: "
 	 "configure [tokens] (or use tls: with [tls] client_ca)"},
+	{"[mysql]\nsql_mode = STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES\n",
+	 "t.conf: [mysql] sql_mode: NO_BACKSLASH_ESCAPES changes how quotes are read, which the "
+	 "statement firewall relies on"},
+	{"[mysql]\nsql_mode = ANSI\n",
+	 "t.conf: [mysql] sql_mode: ANSI changes how quotes are read, which the statement "
+	 "firewall relies on"},
+	{"[mysql]\nsql_mode = STRICT_ALL_TABLES' OR 1\n",
+	 "t.conf: [mysql] sql_mode: only mode names (A-Z, 0-9, _) separated by commas"},
 	{"[daemon]\nlisten = tls:127.0.0.1:7000\n",
 	 "t.conf: [daemon] listen tls:127.0.0.1:7000 needs [tls] cert and key"},
 	{"[tokens]\napp = secret\n",
@@ -558,7 +566,7 @@ test_sample_round_trip(void **state)
 		"max_rows",	  "max_result_bytes",	"timeout_ms",	     "drain_timeout_ms",
 		"request_timeout_ms", "idle_timeout_ms", "max_output_bytes", "socket_owner",
 		"socket_group", "max_connections_per_identity", "max_waiting_per_identity",
-		"cert", "key", "client_ca", "allow",
+		"cert", "key", "client_ca", "allow", "sql_mode",
 	};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char needle[64];
