@@ -1068,8 +1068,8 @@ lease_status(const struct lease *l, bool full)
 		break;
 	}
 	o = json_object();
-	if (full)
-		json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
+	/* The id is no secret (ids are sequential); the client behind it is. */
+	json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
 	if (full) {
 		json_object_set_new(o, "client", l->client != NULL && l->client->name != NULL
 							 ? json_string(l->client->name)

@@ -1,0 +1,662 @@
+"""Integration harness: a throwaway MariaDB, the real daemon, a raw client, an observer.
+
+Every test that touches SQL talks to a real MariaDB started here in a temp
+dir (networking off, never the system service) and to the real tablelockd
+binary ($TABLELOCKD) on a private Unix socket. An outside pymysql session
+(`observer`) checks lock state independently of the daemon: with
+lock_wait_timeout=1, a statement that MySQL makes wait on a table lock fails
+with error 1205 after one second.
+
+Env:
+  TABLELOCKD                path of the daemon binary (default daemon/tablelockd)
+  TABLELOCK_VALGRIND=1      run the daemon under valgrind (errors fail the test)
+  TABLELOCK_TIMEOUT_SCALE   multiply harness timeouts (default 1; 5 under valgrind)
+"""
+
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pymysql
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DAEMON_USER = "tablelockd"
+DAEMON_PASSWORD = "secret-pw"
+DATABASE = "app"
+VALGRIND = os.environ.get("TABLELOCK_VALGRIND", "") not in ("", "0")
+SCALE = float(os.environ.get("TABLELOCK_TIMEOUT_SCALE", "5" if VALGRIND else "1"))
+
+# MySQL's "Lock wait timeout exceeded": what a statement blocked by a table
+# lock gets once lock_wait_timeout runs out.
+ER_LOCK_WAIT_TIMEOUT = 1205
+
+
+def scaled(seconds):
+    """A harness timeout, stretched for slow runs (valgrind, sanitizers)."""
+    return seconds * SCALE
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
+    """Polls predicate until it returns a true value, which is returned.
+    Fails the test when timeout (scaled) runs out."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (scaled(timeout), what))
+        time.sleep(interval)
+
+
+# Children die with the test run: if pytest itself is killed, the kernel
+# sends SIGKILL to mariadbd and the daemon, so nothing outlives the suite.
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _sigterm_as_interrupt(signum, frame):
+    # A runner's timeout sends SIGTERM: unwind like Ctrl-C so that fixture
+    # teardown stops the servers and removes the temp dirs.
+    raise KeyboardInterrupt("SIGTERM")
+
+
+signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
+def _short_tempdir(prefix):
+    # Unix socket paths are limited to 107 bytes; keep ours short.
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+# ---------------------------------------------------------------- MariaDB
+
+
+class MariaDB:
+    """A private MariaDB server in a temp dir, reachable only over its socket."""
+
+    def __init__(self):
+        self.dir = _short_tempdir("tl-mdb-")
+        self.datadir = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        self.errlog = os.path.join(self.dir, "err.log")
+        self.proc = None
+
+    def start(self):
+        install = subprocess.run(
+            ["mariadb-install-db", "--no-defaults", "--datadir=" + self.datadir,
+             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if install.returncode != 0:
+            raise RuntimeError("mariadb-install-db failed:\n" + install.stdout.decode(errors="replace"))
+        self.proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", "--datadir=" + self.datadir, "--socket=" + self.sock,
+             "--skip-networking", "--user=root", "--pid-file=" + os.path.join(self.dir, "pid"),
+             "--log-error=" + self.errlog, "--innodb-buffer-pool-size=64M"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + scaled(60)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mariadbd exited with %d:\n%s" % (self.proc.returncode, self.error_log()))
+            try:
+                self.connect(database=None).close()
+                break
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mariadbd did not come up:\n" + self.error_log())
+                time.sleep(0.05)
+        with self.connect(database=None) as conn, conn.cursor() as cur:
+            cur.execute("CREATE DATABASE `%s`" % DATABASE)
+            cur.execute("CREATE USER %s@'localhost' IDENTIFIED BY %s", (DAEMON_USER, DAEMON_PASSWORD))
+            # The narrow grant the daemon must manage with.
+            cur.execute("GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON `%s`.* TO %%s@'localhost'"
+                        % DATABASE, (DAEMON_USER,))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def error_log(self):
+        try:
+            with open(self.errlog, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return "(no error log)"
+
+    def connect(self, user="root", password="", database=DATABASE, **kwargs):
+        """A new pymysql connection over the sandbox socket (autocommit on)."""
+        kwargs.setdefault("autocommit", True)
+        kwargs.setdefault("connect_timeout", 5)
+        return pymysql.connect(unix_socket=self.sock, user=user, password=password,
+                               database=database, **kwargs)
+
+    def sql(self, statement, args=None):
+        """Runs one statement as root; returns all rows."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout=10")
+            cur.execute(statement, args)
+            return cur.fetchall()
+
+    def fresh_tables(self, names, rows=((1, 10), (2, 20), (3, 30))):
+        """(Re)creates app.<name> for each name as an InnoDB table
+        (id INT PRIMARY KEY, v INT NOT NULL DEFAULT 0) holding rows."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout=10")
+            for name in names:
+                quoted = "`%s`" % name.replace("`", "``")
+                cur.execute("DROP TABLE IF EXISTS " + quoted)
+                cur.execute("CREATE TABLE %s (id INT PRIMARY KEY, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB"
+                            % quoted)
+                if rows:
+                    cur.executemany("INSERT INTO %s (id, v) VALUES (%%s, %%s)" % quoted, list(rows))
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    server = MariaDB()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tables(mariadb):
+    """Fresh t1 and t2, rows (1,10), (2,20), (3,30)."""
+    mariadb.fresh_tables(["t1", "t2"])
+    return ["t1", "t2"]
+
+
+# ---------------------------------------------------------------- client
+
+
+class Client:
+    """A raw protocol client: one JSON object per line over a Unix socket.
+
+    call() sends a request and returns the next response; unsolicited events
+    (objects with "event") seen on the way are kept in .events. Every read has
+    a timeout, so a daemon that never answers fails the test instead of
+    stalling the suite."""
+
+    def __init__(self, path, timeout=10.0):
+        self.path = path
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(scaled(timeout))
+        self.sock.connect(path)
+        self.buf = b""
+        self.events = []        # every event received, in order
+        self._unread_events = []  # events not yet returned by wait_event
+        self._responses = []    # responses read while looking for an event
+        self.eof = False
+
+    # -- sending
+
+    def send_raw(self, data):
+        """Sends bytes as they are. A peer that already closed is not an error
+        here (the test looks at what comes back)."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def send(self, obj):
+        """Sends one request line without waiting for its response."""
+        self.send_raw(json.dumps(obj).encode() + b"\n")
+
+    # -- receiving
+
+    def _read_line(self, seconds):
+        """Next raw line, None at EOF; raises TimeoutError after seconds (real time)."""
+        deadline = time.monotonic() + seconds
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if not ready:
+                raise TimeoutError
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    raise AssertionError("connection closed after a partial line: %r" % self.buf[:200])
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def _read_message(self, seconds):
+        """Next message (events are also recorded), None at EOF; raises TimeoutError."""
+        line = self._read_line(seconds)
+        if line is None:
+            return None
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise AssertionError("daemon sent a line that is not JSON: %r" % line[:200])
+        assert isinstance(msg, dict), "daemon sent a JSON value that is not an object: %r" % line[:200]
+        if "event" in msg:
+            assert "ok" not in msg, "an event must not carry \"ok\": %r" % msg
+            self.events.append(msg)
+            self._unread_events.append(msg)
+        return msg
+
+    def _deadline(self, timeout):
+        return time.monotonic() + scaled(self.timeout if timeout is None else timeout)
+
+    def recv(self, timeout=None):
+        """The next message (response or event). None when the daemon closed
+        the connection. Fails the test when nothing arrives within timeout."""
+        if self._responses:
+            return self._responses.pop(0)
+        deadline = self._deadline(timeout)
+        try:
+            return self._read_message(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise AssertionError("no message from the daemon within %.1fs"
+                                 % scaled(self.timeout if timeout is None else timeout))
+
+    def recv_response(self, timeout=None):
+        """The next response, skipping (and keeping) events. None at EOF.
+        Fails the test when none arrives within timeout."""
+        if self._responses:
+            return self._responses.pop(0)
+        deadline = self._deadline(timeout)
+        while True:
+            try:
+                msg = self._read_message(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError("no response from the daemon within %.1fs"
+                                     % scaled(self.timeout if timeout is None else timeout))
+            if msg is None or "event" not in msg:
+                return msg
+
+    def call(self, obj, timeout=None):
+        """Sends one request and returns its response (events are skipped)."""
+        self.send(obj)
+        resp = self.recv_response(timeout)
+        assert resp is not None, "daemon closed the connection instead of answering %r" % (obj,)
+        return resp
+
+    def silent(self, timeout=0.2):
+        """True when no response arrives within timeout (events are kept; a
+        response that does arrive is kept for the next recv). Not scaled: it
+        asserts that something does NOT happen."""
+        if self._responses:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            try:
+                msg = self._read_message(remaining)
+            except TimeoutError:
+                return True
+            if msg is None:
+                return False
+            if "event" not in msg:
+                self._responses.append(msg)
+                return False
+
+    def wait_event(self, name, timeout=5.0):
+        """Returns the first not yet consumed event called name, waiting for it."""
+        deadline = self._deadline(timeout)
+        while True:
+            for ev in self._unread_events:
+                if ev.get("event") == name:
+                    self._unread_events.remove(ev)
+                    return ev
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("no %r event within %.1fs (events: %r)" % (name, scaled(timeout), self.events))
+            try:
+                msg = self._read_message(remaining)
+            except TimeoutError:
+                continue
+            if msg is None:
+                raise AssertionError("connection closed while waiting for a %r event" % name)
+            if "event" not in msg:
+                self._responses.append(msg)
+
+    def closed(self, timeout=2.0):
+        """True when the daemon closes the connection within timeout (messages
+        before the close are read; events are kept, responses dropped)."""
+        deadline = self._deadline(timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                msg = self._read_message(remaining)
+            except TimeoutError:
+                return False
+            if msg is None:
+                return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def ok(resp):
+    """Asserts a success response and returns it."""
+    assert isinstance(resp, dict) and resp.get("ok") is True, "expected ok, got %r" % (resp,)
+    return resp
+
+
+def error_code(resp):
+    """Asserts an error response of the documented shape; returns its code."""
+    assert isinstance(resp, dict), "expected an error response, got %r" % (resp,)
+    assert resp.get("ok") is False, "expected an error, got %r" % (resp,)
+    err = resp.get("error")
+    assert isinstance(err, dict), "error response without an error object: %r" % (resp,)
+    assert isinstance(err.get("code"), str) and isinstance(err.get("message"), str), \
+        "error needs a code and a message: %r" % (resp,)
+    return err["code"]
+
+
+# ---------------------------------------------------------------- daemon
+
+
+# Connector/C's non-blocking API runs each call on its own small stack and
+# switches to it by hand; memcheck cannot follow that and reports reads of
+# "uninitialised" bytes inside the library. Errors in our code still count.
+VALGRIND_SUPPRESSIONS = """
+{
+   libmariadb-nonblocking-cond
+   Memcheck:Cond
+   obj:*/libmariadb.so*
+}
+{
+   libmariadb-nonblocking-value8
+   Memcheck:Value8
+   obj:*/libmariadb.so*
+}
+{
+   libmariadb-nonblocking-send
+   Memcheck:Param
+   socketcall.sendto(msg)
+   fun:send
+   obj:*/libmariadb.so*
+}
+"""
+
+
+class Daemon:
+    """The real tablelockd on a private socket, configured by a file in a temp dir."""
+
+    def __init__(self, binary, mariadb, sections):
+        self.binary = binary
+        self.mariadb = mariadb
+        self.dir = _short_tempdir("tl-d-")
+        self.sock = os.path.join(self.dir, "tl.sock")
+        self.conf = os.path.join(self.dir, "tablelockd.conf")
+        self.state_file = os.path.join(self.dir, "lease_id")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.proc = None
+        self.exit_codes = []
+        self._write_config(sections)
+
+    def _write_config(self, overrides):
+        sections = {
+            "daemon": {
+                "listen": "unix:" + self.sock,
+                "state_file": self.state_file,
+                # SIGTERM ends every lease at once (issue 6's drain is off):
+                # teardown never waits for a lease a test left behind.
+                "drain_timeout_ms": 0,
+            },
+            "mysql": {
+                "socket": self.mariadb.sock,
+                "user": DAEMON_USER,
+                "password": DAEMON_PASSWORD,
+                "database": DATABASE,
+                "pool_size": 4,
+            },
+            # Short defaults, so that a test that forgets wait_ms/ttl_ms
+            # cannot stall the suite.
+            "leases": {
+                "default_wait_ms": 2000,
+                "default_ttl_ms": 10000,
+                "max_ttl_ms": 60000,
+                "max_waiters": 1000,
+            },
+            "statements": {},
+        }
+        for section, keys in overrides.items():
+            sections.setdefault(section, {})
+            for key, value in keys.items():
+                if value is None:
+                    sections[section].pop(key, None)
+                else:
+                    sections[section][key] = value
+        lines = ["; written by tests/integration/conftest.py"]
+        for section, keys in sections.items():
+            if not keys:
+                continue
+            lines.append("[%s]" % section)
+            for key, value in keys.items():
+                for one in (value if isinstance(value, (list, tuple)) else [value]):
+                    lines.append("%s = %s" % (key, one))
+            lines.append("")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+
+    def start(self, wait=True):
+        cmd = [self.binary, "-c", self.conf]
+        if VALGRIND:
+            supp = os.path.join(self.dir, "valgrind.supp")
+            with open(supp, "w") as f:
+                f.write(VALGRIND_SUPPRESSIONS)
+            cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "--suppressions=" + supp] + cmd
+        with open(self.stderr_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         preexec_fn=_die_with_parent)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.exit_codes.append(rc)
+                self.proc = None
+                raise AssertionError("tablelockd exited with %d during startup:\n%s" % (rc, self.log_text()[-4000:]))
+            try:
+                with Client(self.sock, timeout=1.0) as c:
+                    if c.call({"op": "ping"}).get("ok") is True:
+                        return
+            except (OSError, AssertionError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("tablelockd did not answer ping within %.1fs:\n%s"
+                                     % (scaled(timeout), self.log_text()[-4000:]))
+            time.sleep(0.02)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Sends sig and returns the exit code (negative: killed by a signal)."""
+        assert self.proc is not None, "daemon is not running"
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=scaled(timeout))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("tablelockd did not exit within %.1fs of signal %d:\n%s"
+                                     % (scaled(timeout), sig, self.log_text()[-4000:]))
+        rc = self.proc.returncode
+        self.exit_codes.append(rc)
+        self.proc = None
+        return rc
+
+    def restart(self):
+        rc = self.stop()
+        assert rc == 0, "tablelockd exited with %d on SIGTERM:\n%s" % (rc, self.log_text()[-4000:])
+        return self.start()
+
+    def log_text(self):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def sanitizer_reports(self):
+        return [line for line in self.log_text().splitlines()
+                if "AddressSanitizer" in line or "LeakSanitizer" in line or "runtime error" in line
+                or ("ERROR SUMMARY:" in line and "ERROR SUMMARY: 0 " not in line)]
+
+    def client(self, timeout=10.0):
+        return Client(self.sock, timeout=timeout)
+
+
+@pytest.fixture
+def daemon(mariadb):
+    """Factory: daemon(leases={"default_ttl_ms": 500}, daemon={...}, ...)
+    starts the real tablelockd with per-section config overrides (a value of
+    None removes a default key; a list repeats a key). Each one is stopped at
+    teardown with SIGTERM, which must give exit code 0, and its stderr must
+    hold no sanitizer report."""
+    binary = os.environ.get("TABLELOCKD") or os.path.join(REPO, "daemon", "tablelockd")
+    binary = os.path.abspath(binary)
+    started = []
+
+    def start(wait=True, **sections):
+        assert os.access(binary, os.X_OK), "no daemon binary at %s (set TABLELOCKD)" % binary
+        d = Daemon(binary, mariadb, sections)
+        started.append(d)
+        return d.start(wait=wait)
+
+    yield start
+
+    problems = []
+    for d in started:
+        # Shown by pytest only when the test failed ("Captured stdout teardown").
+        print("---- tablelockd log (%s), last 6000 chars:\n%s" % (d.dir, d.log_text()[-6000:]))
+        if d.running():
+            rc = d.stop()
+            if rc != 0:
+                problems.append("tablelockd exited with %d on SIGTERM at teardown" % rc)
+        reports = d.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer reports:\n" + "\n".join(reports[:20]))
+        if problems:
+            problems.append("daemon log tail:\n" + d.log_text()[-4000:])
+        shutil.rmtree(d.dir, ignore_errors=True)
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- observer
+
+
+class Observer:
+    """An outside MySQL session (root, autocommit, lock_wait_timeout=1)."""
+
+    def __init__(self, mariadb):
+        self.mariadb = mariadb
+        self.conn = mariadb.connect(cursorclass=pymysql.cursors.DictCursor)
+        self.execute("SET SESSION lock_wait_timeout=1")
+
+    def execute(self, statement, args=None):
+        with self.conn.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall()
+
+    def _runs(self, statement):
+        try:
+            self.execute(statement)
+            return True
+        except pymysql.err.OperationalError as e:
+            if e.args[0] == ER_LOCK_WAIT_TIMEOUT:
+                return False
+            raise
+
+    def can_read(self, table):
+        """True when a SELECT on app.<table> runs; False when MySQL makes it
+        wait past lock_wait_timeout (1205)."""
+        return self._runs("SELECT COUNT(*) FROM `%s`" % table)
+
+    def can_write(self, table):
+        """True when an UPDATE on app.<table> runs (it changes no row)."""
+        return self._runs("UPDATE `%s` SET v = v WHERE 1 = 0" % table)
+
+    def value(self, table, row_id):
+        rows = self.execute("SELECT v FROM `%s` WHERE id = %%s" % table, (row_id,))
+        assert rows, "no row %r in %s" % (row_id, table)
+        return rows[0]["v"]
+
+    def processlist(self):
+        return self.execute("SELECT * FROM information_schema.PROCESSLIST")
+
+    def daemon_threads(self):
+        return [r for r in self.processlist() if r["USER"] == DAEMON_USER]
+
+    def daemon_waiting(self):
+        """Daemon-user threads waiting for a table lock in MySQL."""
+        return [r for r in self.daemon_threads()
+                if (r["STATE"] or "").startswith("Waiting for table")
+                or (r["INFO"] or "").upper().startswith("LOCK TABLES")]
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def observer(mariadb):
+    obs = Observer(mariadb)
+    yield obs
+    obs.close()
+
+
+@pytest.fixture
+def outside(mariadb):
+    """Another root session (not the observer) for holding locks outside the daemon."""
+    conn = mariadb.connect()
+    yield conn
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+    except pymysql.err.Error:
+        pass
+    conn.close()

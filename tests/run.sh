@@ -1,0 +1,93 @@
+#!/bin/sh
+# Runs every test (cmocka unit binaries, then the pytest integration suite)
+# and ends with one line: "N passed, N failed".
+#
+# Usage: sh tests/run.sh BUILD_DIR DAEMON_PATH
+# The environment passes through (ASAN_OPTIONS, TABLELOCK_VALGRIND, …).
+set -u
+
+if [ $# -ne 2 ]; then
+	echo "usage: sh tests/run.sh BUILD_DIR DAEMON_PATH" >&2
+	exit 2
+fi
+build=$1
+daemon=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+case $build in /*) ;; *) build=$(pwd)/$build ;; esac
+case $daemon in /*) ;; *) daemon=$(pwd)/$daemon ;; esac
+
+# A hung suite must fail, not stall: `make test` stays under 10 minutes.
+UNIT_TIMEOUT=${TABLELOCK_UNIT_TIMEOUT:-120}
+INTEGRATION_TIMEOUT=${TABLELOCK_INTEGRATION_TIMEOUT:-480}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tl-run.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+passed=0
+failed=0
+
+# Sums the N of every line matching "<prefix> N test(s)" in a cmocka output.
+cmocka_count() { # prefix file
+	sed -n "s/^\[  $1  \] \([0-9][0-9]*\) test(s).*/\1/p" "$2" | awk '{ n += $1 } END { print n + 0 }'
+}
+
+# ---- unit tests
+units=0
+for bin in "$build"/tests/unit/test_*; do
+	[ -f "$bin" ] && [ -x "$bin" ] || continue
+	case $bin in *.o | *.d | *.c) continue ;; esac
+	units=$((units + 1))
+	name=${bin#"$build"/}
+	echo "== $name"
+	CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 5 "$UNIT_TIMEOUT" "$bin" >"$tmp/unit.out" 2>&1
+	rc=$?
+	cat "$tmp/unit.out"
+	p=$(cmocka_count PASSED "$tmp/unit.out")
+	f=$(cmocka_count FAILED "$tmp/unit.out")
+	summary=$(grep -c '^\[==========\] .* test(s) run\.' "$tmp/unit.out")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# Crashed, timed out (124) or failed after its summary (e.g. a
+		# sanitizer at exit): at least one failure.
+		if [ "$summary" -eq 0 ]; then
+			echo "** $name exited with status $rc without a summary"
+		else
+			echo "** $name exited with status $rc"
+		fi
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+done
+[ "$units" -gt 0 ] || echo "** no unit test binaries under $build/tests/unit"
+
+# ---- integration tests
+echo "== tests/integration (daemon: $daemon)"
+cd "$root" || exit 2
+{
+	TABLELOCKD=$daemon PYTHONDONTWRITEBYTECODE=1 timeout -k 15 "$INTEGRATION_TIMEOUT" \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	echo $? >"$tmp/pytest.rc"
+} 2>&1 | tee "$tmp/pytest.out"
+rc=$(cat "$tmp/pytest.rc" 2>/dev/null || echo 1)
+
+# pytest's last summary line, e.g. "3 failed, 40 passed, 1 error in 12.3s"
+# (with -q it may or may not be framed by "====").
+summary=$(grep -E '[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)' "$tmp/pytest.out" |
+	grep -E ' in [0-9.]+s' | tail -n 1)
+count() { # word
+	echo "$summary" | tr ',' '\n' | sed -n "s/^[ =]*\([0-9][0-9]*\) $1[ =]*\( in .*\)\{0,1\}$/\1/p" |
+		awk '{ n += $1 } END { print n + 0 }'
+}
+p=$(($(count passed) + $(count xpassed)))
+f=$(($(count failed) + $(count errors) + $(count error)))
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+	# Collection error, nothing collected (5), timeout (124), crash.
+	echo "** pytest exited with status $rc"
+	f=1
+fi
+passed=$((passed + p))
+failed=$((failed + f))
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
