@@ -1,0 +1,1250 @@
+/* libtablelock connection: requests out, responses and events in, errors. */
+#include "client/tablelock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/tablelock_private.h"
+#include "proto/buf.h"
+#include "proto/proto_error.h"
+#include "proto/proto_frame.h"
+#include "proto/proto_response.h"
+
+/* The daemon's own codes and ours share one enum; the wire names come from
+ * proto/, so both ends spell them the same. */
+#define TABLELOCK_SAME(x) _Static_assert((int)TABLELOCK_ERR_##x == (int)PROTO_ERR_##x, #x)
+TABLELOCK_SAME(BAD_REQUEST);
+TABLELOCK_SAME(REQUEST_TOO_LARGE);
+TABLELOCK_SAME(INVALID_TABLE);
+TABLELOCK_SAME(UNKNOWN_TABLE);
+TABLELOCK_SAME(LEASE_HELD);
+TABLELOCK_SAME(NO_LEASE);
+TABLELOCK_SAME(LOCK_TIMEOUT);
+TABLELOCK_SAME(TOO_MANY_WAITERS);
+TABLELOCK_SAME(UNAVAILABLE);
+TABLELOCK_SAME(MYSQL);
+TABLELOCK_SAME(COMMIT_UNKNOWN);
+TABLELOCK_SAME(INTERNAL);
+TABLELOCK_SAME(STATEMENT_NOT_ALLOWED);
+TABLELOCK_SAME(RESULT_TOO_LARGE);
+TABLELOCK_SAME(STATEMENT_TIMEOUT);
+TABLELOCK_SAME(BAD_PARAMS);
+TABLELOCK_SAME(LEASE_LOST);
+TABLELOCK_SAME(LEASE_EXPIRED);
+TABLELOCK_SAME(LEASE_REVOKED);
+TABLELOCK_SAME(UNAUTHENTICATED);
+TABLELOCK_SAME(FORBIDDEN);
+TABLELOCK_SAME(TOO_MANY_CLIENTS);
+TABLELOCK_SAME(SHUTTING_DOWN);
+_Static_assert((int)PROTO_ERR__COUNT <= (int)TABLELOCK_ERR_CONNECT, "protocol codes overlap ours");
+
+/* A response line may be as large as the daemon's max_result_bytes plus
+ * JSON and base64 overhead; this only stops a runaway peer. */
+#define TABLELOCK_MAX_LINE ((size_t)1 << 30)
+#define TABLELOCK_READ_CHUNK 65536
+
+/* Names of this library's own codes, from TABLELOCK_ERR_CONNECT on. */
+static const char *const tablelock_local_names[] = {
+    "connect", "timeout", "closed", "protocol", "usage", "unknown",
+};
+
+struct tablelock {
+	int fd; /* -1 once closed */
+	char *address;
+	struct proto_frame frame;
+	struct buf out;
+	json_int_t next_id;
+	uint64_t lease; /* held, as far as we know; 0 if none */
+	int64_t lease_ttl;
+	char *server_version;
+	char *last_response;
+	bool eof; /* the daemon closed its end */
+	struct tablelock_error error;
+	struct tablelock_event *events; /* pending, oldest first */
+	size_t nevents;
+	size_t during_call; /* events at index >= this arrived during the call */
+};
+
+static int64_t tablelock_now_ms(void);
+static int64_t tablelock_deadline(int timeout_ms);
+static int tablelock_remaining(int64_t deadline);
+static void tablelock_error_set(struct tablelock_error *err, enum tablelock_code code,
+                                int sys_errno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int tablelock_fail(struct tablelock *tl, enum tablelock_code code, int sys_errno,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void tablelock_error_from_event(struct tablelock_error *err,
+                                       const struct tablelock_event *ev);
+static void tablelock_error_from_response(struct tablelock_error *err, const json_t *resp);
+static int tablelock_split_tcp(const char *spec, char **host, char **port);
+static int tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline);
+static int tablelock_open_unix(const char *path, int64_t deadline, struct tablelock_error *err,
+                               const char *address);
+static int tablelock_open_tcp(const char *spec, int64_t deadline, struct tablelock_error *err,
+                              const char *address);
+static void tablelock_shut(struct tablelock *tl);
+static int tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms);
+static int tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms,
+                          json_t **response);
+static int tablelock_line(struct tablelock *tl, const char *line, size_t len, json_t **response);
+static void tablelock_event_push(struct tablelock *tl, const json_t *msg);
+static void tablelock_event_pop(struct tablelock *tl, size_t index, struct tablelock_event *ev);
+static ssize_t tablelock_event_find(const struct tablelock *tl, enum tablelock_code code,
+                                    size_t from);
+static int tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response,
+                             int timeout_ms, bool commits);
+static int tablelock_call(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms);
+static int tablelock_call_commit(struct tablelock *tl, json_t *request, json_t **response,
+                                 int timeout_ms);
+static json_t *tablelock_lock_json(const char *op, const struct tablelock_lock *lock,
+                                   struct tablelock *tl);
+static json_t *tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params,
+                                     size_t nparams, const char *what);
+static json_t *tablelock_statement_json(struct tablelock *tl, const char *sql,
+                                        const struct tablelock_param *params, size_t nparams,
+                                        const char *what);
+static int64_t tablelock_get_int(const json_t *obj, const char *key, int64_t fallback);
+
+const char *
+tablelock_version(void)
+{
+	return TABLELOCK_VERSION;
+}
+
+const char *
+tablelock_code_name(enum tablelock_code code)
+{
+	size_t nlocal = sizeof(tablelock_local_names) / sizeof(tablelock_local_names[0]);
+
+	if ((int)code >= 0 && (int)code < PROTO_ERR__COUNT)
+		return proto_error_name((enum proto_error)code);
+	if (code >= TABLELOCK_ERR_CONNECT && (size_t)(code - TABLELOCK_ERR_CONNECT) < nlocal)
+		return tablelock_local_names[code - TABLELOCK_ERR_CONNECT];
+	return "unknown";
+}
+
+/* ---------------------------------------------------------------- time */
+
+static int64_t
+tablelock_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* -1 means no deadline. */
+static int64_t
+tablelock_deadline(int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return -1;
+	return tablelock_now_ms() + timeout_ms;
+}
+
+/* Milliseconds left for poll(): -1 forever, 0 when past. */
+static int
+tablelock_remaining(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - tablelock_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > 1000000000 ? 1000000000 : (int)left;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void
+tablelock_error_set(struct tablelock_error *err, enum tablelock_code code, int sys_errno,
+                    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	memset(err, 0, sizeof(*err));
+	err->code = code;
+	err->statement = -1;
+	err->sys_errno = sys_errno;
+	snprintf(err->code_name, sizeof(err->code_name), "%s", tablelock_code_name(code));
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+}
+
+static int
+tablelock_fail(struct tablelock *tl, enum tablelock_code code, int sys_errno, const char *fmt, ...)
+{
+	va_list ap;
+
+	tablelock_error_set(&tl->error, code, sys_errno, "%s", "");
+	va_start(ap, fmt);
+	vsnprintf(tl->error.message, sizeof(tl->error.message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void
+tablelock_error_from_event(struct tablelock_error *err, const struct tablelock_event *ev)
+{
+	const char *what;
+
+	switch (ev->code) {
+	case TABLELOCK_ERR_LEASE_EXPIRED:
+		what = "expired: it was not committed or renewed within its TTL";
+		break;
+	case TABLELOCK_ERR_LEASE_LOST:
+		what = "was lost: its MySQL session died";
+		break;
+	case TABLELOCK_ERR_LEASE_REVOKED:
+		what = "was revoked by an administrator";
+		break;
+	default:
+		what = "ended";
+		break;
+	}
+	if (ev->reason[0] != '\0')
+		tablelock_error_set(err, ev->code, 0, "lease %llu %s (%s); it was rolled back",
+		                    (unsigned long long)ev->lease, what, ev->reason);
+	else
+		tablelock_error_set(err, ev->code, 0, "lease %llu %s; it was rolled back",
+		                    (unsigned long long)ev->lease, what);
+	snprintf(err->code_name, sizeof(err->code_name), "%s", ev->name);
+	err->lease = ev->lease;
+}
+
+static void
+tablelock_error_from_response(struct tablelock_error *err, const json_t *resp)
+{
+	const json_t *e = json_object_get(resp, "error");
+	const char *name = json_string_value(json_object_get(e, "code"));
+	const char *message = json_string_value(json_object_get(e, "message"));
+	const char *sqlstate = json_string_value(json_object_get(e, "sqlstate"));
+	json_t *merrno = json_object_get(e, "mysql_errno");
+	json_t *statement = json_object_get(resp, "statement");
+	enum proto_error code;
+
+	if (name == NULL) {
+		tablelock_error_set(err, TABLELOCK_ERR_PROTOCOL, 0,
+		                    "tablelockd answered an error without a code");
+		return;
+	}
+	code = proto_error_from_name(name);
+	tablelock_error_set(
+	    err, code == PROTO_ERR__COUNT ? TABLELOCK_ERR_UNKNOWN : (enum tablelock_code)code, 0,
+	    "%s", message != NULL ? message : name);
+	snprintf(err->code_name, sizeof(err->code_name), "%s", name);
+	if (json_is_integer(merrno))
+		err->mysql_errno = (unsigned int)json_integer_value(merrno);
+	if (sqlstate != NULL)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+	if (json_is_integer(statement))
+		err->statement = (long)json_integer_value(statement);
+}
+
+const struct tablelock_error *
+tablelock_last_error(const struct tablelock *tl)
+{
+	return &tl->error;
+}
+
+const char *
+tablelock_last_response(const struct tablelock *tl)
+{
+	return tl->last_response;
+}
+
+int
+tablelock_fd(const struct tablelock *tl)
+{
+	return tl->fd;
+}
+
+const char *
+tablelock_address(const struct tablelock *tl)
+{
+	return tl->address;
+}
+
+uint64_t
+tablelock_lease(const struct tablelock *tl)
+{
+	return tl->lease;
+}
+
+int64_t
+tablelock_lease_ttl(const struct tablelock *tl)
+{
+	return tl->lease != 0 ? tl->lease_ttl : 0;
+}
+
+const char *
+tablelock_server_version(const struct tablelock *tl)
+{
+	return tl->server_version;
+}
+
+/* ---------------------------------------------------------------- connect */
+
+/* "host:port" or "[v6]:port" into malloced parts. */
+static int
+tablelock_split_tcp(const char *spec, char **host, char **port)
+{
+	const char *colon;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (close == NULL || close[1] != ':' || close[2] == '\0')
+			return -1;
+		*host = xstrndup(spec + 1, (size_t)(close - spec - 1));
+		*port = xstrdup(close + 2);
+		return 0;
+	}
+	colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec || colon[1] == '\0')
+		return -1;
+	*host = xstrndup(spec, (size_t)(colon - spec));
+	*port = xstrdup(colon + 1);
+	return 0;
+}
+
+/* Non-blocking connect, finished within the deadline. Returns 0 or an errno. */
+static int
+tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	socklen_t elen = sizeof(int);
+	int error = 0;
+
+	for (;;) {
+		if (connect(fd, sa, len) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && sa->sa_family == AF_UNIX) {
+			/* The listen backlog is full: try again shortly. */
+			if (tablelock_remaining(deadline) == 0)
+				return ETIMEDOUT;
+			usleep(5000);
+			continue;
+		}
+		if (errno != EINPROGRESS)
+			return errno;
+		break;
+	}
+	for (;;) {
+		int n = poll(&pfd, 1, tablelock_remaining(deadline));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			return ETIMEDOUT;
+		break;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &elen) != 0)
+		return errno;
+	return error;
+}
+
+static int
+tablelock_open_unix(const char *path, int64_t deadline, struct tablelock_error *err,
+                    const char *address)
+{
+	struct sockaddr_un sun;
+	int fd, error;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
+		tablelock_error_set(
+		    err, TABLELOCK_ERR_USAGE, 0, "socket path %s is %s (at most %zu bytes)",
+		    address, path[0] == '\0' ? "empty" : "too long", sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		tablelock_error_set(err, TABLELOCK_ERR_CONNECT, errno, "socket: %s",
+		                    strerror(errno));
+		return -1;
+	}
+	error = tablelock_connect_fd(fd, (struct sockaddr *)&sun, sizeof(sun), deadline);
+	if (error != 0) {
+		close(fd);
+		tablelock_error_set(
+		    err, error == ETIMEDOUT ? TABLELOCK_ERR_TIMEOUT : TABLELOCK_ERR_CONNECT, error,
+		    "cannot connect to tablelockd at %s: %s", address, strerror(error));
+		return -1;
+	}
+	return fd;
+}
+
+/* Name resolution itself (getaddrinfo) cannot be given a deadline; use a
+ * numeric address where that matters. */
+static int
+tablelock_open_tcp(const char *spec, int64_t deadline, struct tablelock_error *err,
+                   const char *address)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char *host = NULL, *port = NULL;
+	int fd = -1, error = 0, one = 1, rc;
+
+	if (tablelock_split_tcp(spec, &host, &port) != 0) {
+		tablelock_error_set(err, TABLELOCK_ERR_USAGE, 0,
+		                    "address %s: expected tcp:HOST:PORT", address);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, port, &hints, &res);
+	free(host);
+	free(port);
+	if (rc != 0) {
+		tablelock_error_set(err, TABLELOCK_ERR_CONNECT, 0,
+		                    "cannot connect to tablelockd at %s: %s", address,
+		                    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		            ai->ai_protocol);
+		if (fd < 0) {
+			error = errno;
+			continue;
+		}
+		error = tablelock_connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline);
+		if (error == 0)
+			break;
+		close(fd);
+		fd = -1;
+		if (error == ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		tablelock_error_set(
+		    err, error == ETIMEDOUT ? TABLELOCK_ERR_TIMEOUT : TABLELOCK_ERR_CONNECT, error,
+		    "cannot connect to tablelockd at %s: %s", address, strerror(error));
+		return -1;
+	}
+	/* Requests are single small writes that wait for their answer. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+struct tablelock *
+tablelock_connect(const char *address, int timeout_ms, struct tablelock_error *err)
+{
+	int64_t deadline = tablelock_deadline(timeout_ms);
+	struct tablelock *tl;
+	int fd;
+
+	if (address == NULL || address[0] == '\0')
+		address = TABLELOCK_DEFAULT_SOCKET;
+	if (strncmp(address, "tcp:", 4) == 0)
+		fd = tablelock_open_tcp(address + 4, deadline, err, address);
+	else if (strncmp(address, "unix:", 5) == 0)
+		fd = tablelock_open_unix(address + 5, deadline, err, address);
+	else
+		fd = tablelock_open_unix(address, deadline, err, address);
+	if (fd < 0)
+		return NULL;
+
+	tl = xcalloc(1, sizeof(*tl));
+	tl->fd = fd;
+	tl->address = xstrdup(address);
+	proto_frame_init(&tl->frame, TABLELOCK_MAX_LINE);
+	tl->next_id = 1;
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	if (err != NULL)
+		tablelock_error_set(err, TABLELOCK_OK, 0, "no error");
+	return tl;
+}
+
+/* Drops the connection; the handle stays for its error and events. */
+static void
+tablelock_shut(struct tablelock *tl)
+{
+	if (tl->fd >= 0)
+		close(tl->fd);
+	tl->fd = -1;
+	tl->lease = 0;
+}
+
+void
+tablelock_close(struct tablelock *tl)
+{
+	if (tl == NULL)
+		return;
+	tablelock_shut(tl);
+	proto_frame_free(&tl->frame);
+	buf_free(&tl->out);
+	free(tl->address);
+	free(tl->server_version);
+	free(tl->last_response);
+	free(tl->events);
+	free(tl);
+}
+
+/* ---------------------------------------------------------------- I/O */
+
+/* Writes tl->out in full. */
+static int
+tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms)
+{
+	size_t off = 0;
+
+	while (off < tl->out.len) {
+		ssize_t n = send(tl->fd, tl->out.data + off, tl->out.len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = tl->fd, .events = POLLOUT};
+			int r = poll(&pfd, 1, tablelock_remaining(deadline));
+			if (r == 0) {
+				tablelock_shut(tl);
+				return tablelock_fail(
+				    tl, TABLELOCK_ERR_TIMEOUT, ETIMEDOUT,
+				    "tablelockd at %s took no request within %d ms; "
+				    "the connection was closed (a lease it held "
+				    "is rolled back)",
+				    tl->address, timeout_ms);
+			}
+			if (r < 0 && errno != EINTR) {
+				int e = errno;
+				tablelock_shut(tl);
+				return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e, "poll: %s",
+				                      strerror(e));
+			}
+			continue;
+		}
+		int e = n < 0 ? errno : EPIPE;
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e,
+		                      "connection to tablelockd at %s failed: %s", tl->address,
+		                      strerror(e));
+	}
+	buf_reset(&tl->out);
+	return 0;
+}
+
+/* One line from the daemon: an event is queued; a response is returned in
+ * *response (when response is NULL, none was expected: protocol error).
+ * Returns 0, or -1 with the error set and the connection shut. */
+static int
+tablelock_line(struct tablelock *tl, const char *line, size_t len, json_t **response)
+{
+	json_error_t jerr;
+	json_t *msg;
+
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return 0;
+	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd at %s sent a line that is not a JSON object: %s",
+		                      tl->address, jerr.text);
+	}
+	if (json_object_get(msg, "event") != NULL && json_object_get(msg, "ok") == NULL) {
+		tablelock_event_push(tl, msg);
+		json_decref(msg);
+		return 0;
+	}
+	if (response == NULL || *response != NULL) {
+		json_decref(msg);
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd at %s sent a response nobody asked for",
+		                      tl->address);
+	}
+	free(tl->last_response);
+	tl->last_response = xstrndup(line, len);
+	*response = msg;
+	return 0;
+}
+
+/* Reads until a response arrives (response != NULL) or, with response
+ * NULL, until an event is pending or nothing more is readable within the
+ * deadline. Returns 0 (check *response / tl->nevents), or -1 with the
+ * error set. */
+static int
+tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms, json_t **response)
+{
+	char chunk[TABLELOCK_READ_CHUNK];
+	const char *line;
+	size_t len;
+	enum proto_frame_status st;
+
+	for (;;) {
+		/* Lines already buffered first. */
+		while ((st = proto_frame_next(&tl->frame, &line, &len)) == PROTO_FRAME_LINE) {
+			if (tablelock_line(tl, line, len, response) != 0)
+				return -1;
+			if (response != NULL ? *response != NULL : tl->nevents > 0)
+				return 0;
+		}
+		if (st == PROTO_FRAME_TOO_LARGE) {
+			tablelock_shut(tl);
+			return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+			                      "tablelockd at %s sent a line over %zu bytes",
+			                      tl->address, TABLELOCK_MAX_LINE);
+		}
+		if (tl->eof) {
+			tablelock_shut(tl);
+			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
+			                      "tablelockd at %s closed the connection (a lease it "
+			                      "held is rolled back)",
+			                      tl->address);
+		}
+
+		struct pollfd pfd = {.fd = tl->fd, .events = POLLIN};
+		int r = poll(&pfd, 1, tablelock_remaining(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			tablelock_shut(tl);
+			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e, "poll: %s", strerror(e));
+		}
+		if (r == 0) {
+			if (response == NULL)
+				return 0; /* poll: nothing came */
+			tablelock_shut(tl);
+			return tablelock_fail(tl, TABLELOCK_ERR_TIMEOUT, ETIMEDOUT,
+			                      "no answer from tablelockd at %s within %d ms; the "
+			                      "connection was closed (a lease it held is rolled "
+			                      "back)",
+			                      tl->address, timeout_ms);
+		}
+		ssize_t n = recv(tl->fd, chunk, sizeof(chunk), 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			int e = errno;
+			tablelock_shut(tl);
+			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e,
+			                      "connection to tablelockd at %s failed: %s",
+			                      tl->address, strerror(e));
+		}
+		if (n == 0) {
+			tl->eof = true;
+			if (proto_frame_pending(&tl->frame) > 0)
+				proto_frame_feed(&tl->frame, "\n",
+				                 1); /* a last unterminated line */
+			continue;
+		}
+		proto_frame_feed(&tl->frame, chunk, (size_t)n);
+	}
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void
+tablelock_event_push(struct tablelock *tl, const json_t *msg)
+{
+	const char *name = json_string_value(json_object_get(msg, "event"));
+	const char *reason = json_string_value(json_object_get(msg, "reason"));
+	json_t *lease = json_object_get(msg, "lease");
+	struct tablelock_event *ev;
+	enum proto_error code;
+
+	if (name == NULL)
+		return;
+	/* The events that end a lease share their names with the error codes
+	 * a request on that lease gets. Others are newer than this library. */
+	code = proto_error_from_name(name);
+	if (code != PROTO_ERR_LEASE_EXPIRED && code != PROTO_ERR_LEASE_LOST &&
+	    code != PROTO_ERR_LEASE_REVOKED)
+		return;
+	tl->events = xrealloc(tl->events, (tl->nevents + 1) * sizeof(*tl->events));
+	ev = &tl->events[tl->nevents++];
+	memset(ev, 0, sizeof(*ev));
+	ev->code = (enum tablelock_code)code;
+	snprintf(ev->name, sizeof(ev->name), "%s", name);
+	ev->lease = json_is_integer(lease) ? (uint64_t)json_integer_value(lease) : 0;
+	if (reason != NULL)
+		snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+	if (ev->lease == tl->lease || ev->lease == 0)
+		tl->lease = 0;
+}
+
+static void
+tablelock_event_pop(struct tablelock *tl, size_t index, struct tablelock_event *ev)
+{
+	if (ev != NULL)
+		*ev = tl->events[index];
+	memmove(&tl->events[index], &tl->events[index + 1],
+	        (tl->nevents - index - 1) * sizeof(*tl->events));
+	tl->nevents--;
+	if (tl->during_call > index)
+		tl->during_call--;
+}
+
+/* Index of the first pending event with code (any code when code is
+ * TABLELOCK_OK) at or after from, or -1. */
+static ssize_t
+tablelock_event_find(const struct tablelock *tl, enum tablelock_code code, size_t from)
+{
+	for (size_t i = from; i < tl->nevents; i++)
+		if (code == TABLELOCK_OK || tl->events[i].code == code)
+			return (ssize_t)i;
+	return -1;
+}
+
+int
+tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
+{
+	int rc = 0;
+
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	if (tl->nevents == 0) {
+		if (tl->fd < 0)
+			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
+			                      "the connection to tablelockd at %s is closed",
+			                      tl->address);
+		rc = tablelock_read(tl, tablelock_deadline(timeout_ms), timeout_ms, NULL);
+	}
+	if (tl->nevents > 0) {
+		/* An event read just before the connection failed comes first;
+		 * the next call reports the closed connection. */
+		tablelock_event_pop(tl, 0, ev);
+		return 1;
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------- calls */
+
+/* Sends request (consumed) and waits for its response, which is returned
+ * in *response (when not NULL) only for "ok":true. A lease-ending event
+ * pending from before the call is reported instead of sending anything. */
+static int
+tablelock_call(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms)
+{
+	return tablelock_call_op(tl, request, response, timeout_ms, false);
+}
+
+/* For commit and transact: once the request is out, a connection that
+ * fails before the answer leaves the outcome unknown, and says so. */
+static int
+tablelock_call_commit(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms)
+{
+	return tablelock_call_op(tl, request, response, timeout_ms, true);
+}
+
+static int
+tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms,
+                  bool commits)
+{
+	int64_t deadline = tablelock_deadline(timeout_ms);
+	json_t *resp = NULL, *rid;
+	json_int_t id;
+	ssize_t i;
+
+	if (response != NULL)
+		*response = NULL;
+	free(tl->last_response);
+	tl->last_response = NULL;
+	if (request == NULL)
+		return -1; /* the caller could not build it and set the error */
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+
+	/* Events that came in since the last call are reported first. */
+	if (tl->fd >= 0 && tl->nevents == 0)
+		(void)tablelock_read(tl, 0, 0, NULL);
+	while (tl->nevents > 0) {
+		struct tablelock_event ev;
+		tablelock_event_pop(tl, 0, &ev);
+		/* A lease acquired after this one ended (its event was still on
+		 * the way) proves the old one gone; only tablelock_poll could
+		 * have said more. */
+		if (tl->lease != 0 && ev.lease != 0 && ev.lease != tl->lease)
+			continue;
+		json_decref(request);
+		tablelock_error_from_event(&tl->error, &ev);
+		return -1;
+	}
+	if (tl->fd < 0) {
+		json_decref(request);
+		if (tl->error.code != TABLELOCK_OK)
+			return -1; /* the drain above found the connection closed */
+		return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
+		                      "the connection to tablelockd at %s is closed; connect again",
+		                      tl->address);
+	}
+
+	id = tl->next_id++;
+	json_object_set_new(request, "id", json_integer(id));
+	buf_reset(&tl->out);
+	if (proto_write_line(&tl->out, request) != 0) {
+		json_decref(request);
+		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+		                      "the request cannot be encoded as JSON (text must be UTF-8)");
+	}
+	json_decref(request);
+	if (tablelock_send(tl, deadline, timeout_ms) != 0)
+		return -1;
+
+	tl->during_call = tl->nevents;
+	if (tablelock_read(tl, deadline, timeout_ms, &resp) != 0) {
+		/* The lease went with the connection; an event explains more. */
+		if (tl->error.code == TABLELOCK_ERR_CLOSED &&
+		    (i = tablelock_event_find(tl, TABLELOCK_OK, 0)) >= 0) {
+			struct tablelock_event ev;
+			tablelock_event_pop(tl, (size_t)i, &ev);
+			tablelock_error_from_event(&tl->error, &ev);
+		} else if (commits && (tl->error.code == TABLELOCK_ERR_CLOSED ||
+		                       tl->error.code == TABLELOCK_ERR_TIMEOUT)) {
+			char why[sizeof(tl->error.message)];
+			int e = tl->error.sys_errno;
+			memcpy(why, tl->error.message, sizeof(why));
+			tablelock_fail(tl, TABLELOCK_ERR_COMMIT_UNKNOWN, e,
+			               "whether the transaction committed is unknown: %.900s", why);
+		}
+		return -1;
+	}
+	/* An answer to a line the daemon could not parse has no id. */
+	rid = json_object_get(resp, "id");
+	if (rid != NULL && !(json_is_integer(rid) && json_integer_value(rid) == id)) {
+		json_decref(resp);
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd at %s answered another request", tl->address);
+	}
+	if (json_is_true(json_object_get(resp, "ok"))) {
+		if (response != NULL)
+			*response = resp;
+		else
+			json_decref(resp);
+		return 0;
+	}
+	if (!json_is_false(json_object_get(resp, "ok"))) {
+		json_decref(resp);
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd at %s answered without \"ok\"", tl->address);
+	}
+	tablelock_error_from_response(&tl->error, resp);
+	json_decref(resp);
+
+	switch (tl->error.code) {
+	case TABLELOCK_ERR_LEASE_EXPIRED:
+	case TABLELOCK_ERR_LEASE_LOST:
+	case TABLELOCK_ERR_LEASE_REVOKED:
+		/* The answer reports the ending; its event needs no second report. */
+		if ((i = tablelock_event_find(tl, tl->error.code, 0)) >= 0) {
+			tl->error.lease = tl->events[i].lease;
+			tablelock_event_pop(tl, (size_t)i, NULL);
+		}
+		tl->lease = 0;
+		break;
+	case TABLELOCK_ERR_NO_LEASE:
+		/* The lease ended while the request was on its way: say how. */
+		if ((i = tablelock_event_find(tl, TABLELOCK_OK, tl->during_call)) >= 0) {
+			struct tablelock_event ev;
+			tablelock_event_pop(tl, (size_t)i, &ev);
+			tablelock_error_from_event(&tl->error, &ev);
+		}
+		tl->lease = 0;
+		break;
+	case TABLELOCK_ERR_COMMIT_UNKNOWN:
+		tl->lease = 0;
+		break;
+	default:
+		break;
+	}
+	return -1;
+}
+
+static int64_t
+tablelock_get_int(const json_t *obj, const char *key, int64_t fallback)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : fallback;
+}
+
+/* {"op":op,"write":[…],"read":[…],"wait_ms":…,"ttl_ms":…}, or NULL with
+ * the error set. */
+static json_t *
+tablelock_lock_json(const char *op, const struct tablelock_lock *lock, struct tablelock *tl)
+{
+	json_t *req, *read, *write;
+
+	if (lock == NULL || lock->tables == NULL || lock->ntables == 0) {
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: no tables to lock", op);
+		return NULL;
+	}
+	req = json_pack("{s:s}", "op", op);
+	read = json_array();
+	write = json_array();
+	for (size_t i = 0; i < lock->ntables; i++) {
+		const struct tablelock_table *t = &lock->tables[i];
+		json_t *name, *entry;
+
+		if (t->name == NULL || (name = json_string(t->name)) == NULL) {
+			tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+			               "%s: table %zu has no name or one that is not UTF-8", op, i);
+			goto fail;
+		}
+		entry = name;
+		if (t->alias != NULL) {
+			json_t *alias = json_string(t->alias);
+			if (alias == NULL) {
+				json_decref(name);
+				tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+				               "%s: alias of table %s is not UTF-8", op, t->name);
+				goto fail;
+			}
+			entry = json_object();
+			json_object_set_new(entry, "table", name);
+			json_object_set_new(entry, "as", alias);
+		}
+		json_array_append_new(t->write ? write : read, entry);
+	}
+	if (json_array_size(write) > 0)
+		json_object_set(req, "write", write);
+	if (json_array_size(read) > 0)
+		json_object_set(req, "read", read);
+	json_decref(read);
+	json_decref(write);
+	if (lock->wait_ms >= 0)
+		json_object_set_new(req, "wait_ms", json_integer(lock->wait_ms));
+	if (lock->ttl_ms >= 0)
+		json_object_set_new(req, "ttl_ms", json_integer(lock->ttl_ms));
+	return req;
+fail:
+	json_decref(read);
+	json_decref(write);
+	json_decref(req);
+	return NULL;
+}
+
+static json_t *
+tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params, size_t nparams,
+                      const char *what)
+{
+	json_t *a = json_array();
+
+	if (nparams > 0 && params == NULL) {
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu params but no array", what,
+		               nparams);
+		json_decref(a);
+		return NULL;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		const struct tablelock_param *p = &params[i];
+		json_t *v = NULL;
+		const char *bad = "has an unknown type";
+
+		switch (p->type) {
+		case TABLELOCK_NULL:
+			v = json_null();
+			break;
+		case TABLELOCK_BOOL:
+			v = json_boolean(p->v.b);
+			break;
+		case TABLELOCK_INT:
+			v = json_integer((json_int_t)p->v.i);
+			break;
+		case TABLELOCK_UINT:
+			/* JSON integers stop at INT64_MAX in the daemon too. */
+			if (p->v.u <= (uint64_t)INT64_MAX)
+				v = json_integer((json_int_t)p->v.u);
+			else
+				v = json_sprintf("%llu", (unsigned long long)p->v.u);
+			break;
+		case TABLELOCK_DOUBLE:
+			v = json_real(p->v.d); /* NULL for NaN and infinities */
+			bad = "is not a finite number";
+			break;
+		case TABLELOCK_STRING:
+			if (p->v.s.ptr != NULL)
+				v = json_stringn(p->v.s.ptr, p->v.s.len);
+			bad = "is not valid UTF-8 text";
+			break;
+		case TABLELOCK_BINARY:
+			bad = "is binary: the protocol takes text parameters only";
+			break;
+		}
+		if (v == NULL) {
+			tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: param %zu %s", what, i,
+			               bad);
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append_new(a, v);
+	}
+	return a;
+}
+
+static json_t *
+tablelock_statement_json(struct tablelock *tl, const char *sql,
+                         const struct tablelock_param *params, size_t nparams, const char *what)
+{
+	json_t *st, *text, *p;
+
+	if (sql == NULL || (text = json_string(sql)) == NULL) {
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: sql is %s", what,
+		               sql == NULL ? "NULL" : "not valid UTF-8");
+		return NULL;
+	}
+	if ((p = tablelock_params_json(tl, params, nparams, what)) == NULL) {
+		json_decref(text);
+		return NULL;
+	}
+	st = json_object();
+	json_object_set_new(st, "sql", text);
+	if (nparams > 0)
+		json_object_set_new(st, "params", p);
+	else
+		json_decref(p);
+	return st;
+}
+
+int
+tablelock_ping(struct tablelock *tl, int timeout_ms)
+{
+	return tablelock_call(tl, json_pack("{s:s}", "op", "ping"), NULL, timeout_ms);
+}
+
+int
+tablelock_hello(struct tablelock *tl, const char *client, const char *token, int timeout_ms)
+{
+	json_t *req = json_pack("{s:s}", "op", "hello"), *resp, *v;
+	const char *version;
+
+	if (client != NULL) {
+		if ((v = json_string(client)) == NULL) {
+			json_decref(req);
+			return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+			                      "hello: client name is not UTF-8");
+		}
+		json_object_set_new(req, "client", v);
+	}
+	if (token != NULL) {
+		if ((v = json_string(token)) == NULL) {
+			json_decref(req);
+			return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+			                      "hello: token is not UTF-8");
+		}
+		json_object_set_new(req, "token", v);
+	}
+	if (tablelock_call(tl, req, &resp, timeout_ms) != 0)
+		return -1;
+	version = json_string_value(json_object_get(resp, "version"));
+	free(tl->server_version);
+	tl->server_version = version != NULL ? xstrdup(version) : NULL;
+	json_decref(resp);
+	return 0;
+}
+
+int
+tablelock_acquire(struct tablelock *tl, const struct tablelock_lock *lock, uint64_t *lease,
+                  int timeout_ms)
+{
+	json_t *resp;
+	int64_t id;
+
+	if (lease != NULL)
+		*lease = 0;
+	if (tablelock_call(tl, tablelock_lock_json("acquire", lock, tl), &resp, timeout_ms) != 0)
+		return -1;
+	id = tablelock_get_int(resp, "lease", 0);
+	tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", lock->ttl_ms);
+	json_decref(resp);
+	if (id <= 0)
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd granted a lease without an id");
+	tl->lease = (uint64_t)id;
+	if (lease != NULL)
+		*lease = (uint64_t)id;
+	return 0;
+}
+
+int
+tablelock_query(struct tablelock *tl, const char *sql, const struct tablelock_param *params,
+                size_t nparams, struct tablelock_result **result, int timeout_ms)
+{
+	json_t *req, *resp;
+	char why[256];
+
+	if (result != NULL)
+		*result = NULL;
+	req = tablelock_statement_json(tl, sql, params, nparams, "query");
+	if (req != NULL)
+		json_object_set_new(req, "op", json_string("query"));
+	if (tablelock_call(tl, req, &resp, timeout_ms) != 0)
+		return -1;
+	if (result != NULL) {
+		*result = tablelock_result_from_json(resp, why, sizeof(why));
+		if (*result == NULL) {
+			json_decref(resp);
+			return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+			                      "tablelockd sent a result that makes no sense: %s",
+			                      why);
+		}
+	}
+	json_decref(resp);
+	return 0;
+}
+
+/* commit and rollback: the lease ends whatever the answer. */
+static int
+tablelock_end(struct tablelock *tl, const char *op, int timeout_ms)
+{
+	json_t *req = json_pack("{s:s}", "op", op);
+	int rc = strcmp(op, "commit") == 0 ? tablelock_call_commit(tl, req, NULL, timeout_ms)
+	                                   : tablelock_call(tl, req, NULL, timeout_ms);
+
+	/* Committed, refused (the daemon then rolls back), reported as
+	 * ended by an event, or gone with the connection. */
+	tl->lease = 0;
+	return rc;
+}
+
+int
+tablelock_commit(struct tablelock *tl, int timeout_ms)
+{
+	return tablelock_end(tl, "commit", timeout_ms);
+}
+
+int
+tablelock_rollback(struct tablelock *tl, int timeout_ms)
+{
+	return tablelock_end(tl, "rollback", timeout_ms);
+}
+
+int
+tablelock_renew(struct tablelock *tl, int64_t ttl_ms, int timeout_ms)
+{
+	json_t *req = json_pack("{s:s}", "op", "renew"), *resp;
+
+	if (ttl_ms >= 0)
+		json_object_set_new(req, "ttl_ms", json_integer(ttl_ms));
+	if (tablelock_call(tl, req, &resp, timeout_ms) != 0)
+		return -1;
+	tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", ttl_ms >= 0 ? ttl_ms : tl->lease_ttl);
+	json_decref(resp);
+	return 0;
+}
+
+int
+tablelock_transact(struct tablelock *tl, const struct tablelock_lock *lock,
+                   const struct tablelock_statement *statements, size_t nstatements,
+                   struct tablelock_result **results, uint64_t *lease, int timeout_ms)
+{
+	json_t *req, *list, *resp, *rs;
+	char what[64], why[256];
+
+	if (lease != NULL)
+		*lease = 0;
+	for (size_t i = 0; results != NULL && i < nstatements; i++)
+		results[i] = NULL;
+	req = tablelock_lock_json("transact", lock, tl);
+	if (req != NULL && (statements == NULL || nstatements == 0)) {
+		json_decref(req);
+		req = NULL;
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "transact: no statements");
+	}
+	if (req != NULL) {
+		list = json_array();
+		for (size_t i = 0; i < nstatements; i++) {
+			const struct tablelock_statement *st = &statements[i];
+			json_t *one;
+
+			snprintf(what, sizeof(what), "transact statement %zu", i);
+			one = tablelock_statement_json(tl, st->sql, st->params, st->nparams, what);
+			if (one == NULL) {
+				json_decref(list);
+				json_decref(req);
+				req = NULL;
+				break;
+			}
+			json_array_append_new(list, one);
+		}
+		if (req != NULL)
+			json_object_set_new(req, "statements", list);
+	}
+	if (tablelock_call_commit(tl, req, &resp, timeout_ms) != 0)
+		return -1;
+	rs = json_object_get(resp, "results");
+	if (!json_is_array(rs) || json_array_size(rs) != nstatements) {
+		json_decref(resp);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd answered transact without %zu results",
+		                      nstatements);
+	}
+	for (size_t i = 0; results != NULL && i < nstatements; i++) {
+		results[i] = tablelock_result_from_json(json_array_get(rs, i), why, sizeof(why));
+		if (results[i] == NULL) {
+			for (size_t j = 0; j < i; j++) {
+				tablelock_result_free(results[j]);
+				results[j] = NULL;
+			}
+			json_decref(resp);
+			return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+			                      "tablelockd sent result %zu that makes no sense: %s",
+			                      i, why);
+		}
+	}
+	if (lease != NULL)
+		*lease = (uint64_t)tablelock_get_int(resp, "lease", 0);
+	json_decref(resp);
+	return 0;
+}
+
+int
+tablelock_revoke(struct tablelock *tl, uint64_t lease, int timeout_ms)
+{
+	if (lease == 0 || lease > (uint64_t)INT64_MAX)
+		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "revoke: no such lease id %llu",
+		                      (unsigned long long)lease);
+	return tablelock_call(tl,
+	                      json_pack("{s:s,s:I}", "op", "revoke", "lease", (json_int_t)lease),
+	                      NULL, timeout_ms);
+}
+
+int
+tablelock_status(struct tablelock *tl, struct tablelock_status **status, int timeout_ms)
+{
+	json_t *resp;
+	char why[256];
+
+	*status = NULL;
+	if (tablelock_call(tl, json_pack("{s:s}", "op", "status"), &resp, timeout_ms) != 0)
+		return -1;
+	*status = tablelock_status_from_json(resp, why, sizeof(why));
+	json_decref(resp);
+	if (*status == NULL)
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd sent a status that makes no sense: %s", why);
+	return 0;
+}

@@ -1,0 +1,449 @@
+"""libtablelock against the real daemon and MariaDB, through client/tests/tablelock-driver.
+
+Every library call is exercised; outcomes are checked through the observer
+(an outside MySQL session), not only through what the library says.
+"""
+
+import errno
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "client", "tests"))
+from clienttest import Driver, wait_until  # noqa: E402
+
+# The protocol's error codes, in the order of proto/proto_error.h: the
+# library's enum must keep the same numbers.
+PROTOCOL_CODES = [
+    "ok", "bad_request", "request_too_large", "invalid_table", "unknown_table", "lease_held",
+    "no_lease", "lock_timeout", "too_many_waiters", "unavailable", "mysql", "commit_unknown",
+    "internal", "statement_not_allowed", "result_too_large", "statement_timeout", "bad_params",
+    "lease_lost", "lease_expired", "lease_revoked", "unauthenticated", "forbidden",
+    "too_many_clients", "shutting_down",
+]
+
+
+@pytest.fixture
+def drivers():
+    """Factory of drivers connected to a socket; all closed (and checked) at teardown."""
+    made = []
+
+    def make(sock, hello="lib-test", **kw):
+        d = Driver(sock, hello=hello, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def test_codes_and_version_match_the_protocol():
+    with Driver(connect=False) as d:
+        r = d.ok("codes")
+        assert r["version"] == "0.1.0"
+        for number, name in enumerate(PROTOCOL_CODES):
+            assert r["codes"][name] == number, name
+        for name in ("connect", "timeout", "closed", "protocol", "usage", "unknown"):
+            assert r["codes"][name] >= 100
+
+
+def test_daemon_not_running_names_the_socket(tmp_path):
+    missing = str(tmp_path / "nothing.sock")
+    with Driver(connect=False) as d:
+        r = d.err("connect", address=missing, timeout=2000)
+        assert r["code"] == "connect"
+        assert r["sys_errno"] == errno.ENOENT
+        assert missing in r["message"]
+        # A socket file nobody listens on: refused, not a hang.
+        dead = str(tmp_path / "dead.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(dead)
+        s.close()
+        r = d.err("connect", address="unix:" + dead, timeout=2000)
+        assert r["code"] == "connect" and r["sys_errno"] == errno.ECONNREFUSED
+        # Calls on no handle are refused by the driver, not crashed.
+        assert d.err("ping")["code"] == "no_handle"
+        r = d.err("connect", address="tcp:nohostport", timeout=2000)
+        assert r["code"] == "usage"
+
+
+def test_connect_ping_hello_and_addresses(daemon, drivers):
+    d = daemon()
+    a = drivers(d.sock, hello=None)
+    a.ok("ping")
+    r = a.ok("hello", client="lib-hello")
+    assert r["server_version"]
+    # "unix:" prefix and a bare path are the same address.
+    b = drivers("unix:" + d.sock, hello=None)
+    b.ok("ping")
+    st = b.ok("status")
+    assert st["clients"] >= 2
+
+
+def test_acquire_query_commit(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    r = c.ok("acquire", write=["t1"], read=["t2"], wait=2000, ttl=10000)
+    lease = r["acquired"]
+    assert lease > 0 and r["held"] == lease and r["ttl"] == 10000
+    assert not observer.can_read("t1")
+    assert observer.can_read("t2") and not observer.can_write("t2")
+
+    r = c.ok("query", sql="UPDATE t1 SET v = v + ? WHERE id = ?", params=[5, 1])
+    assert r["result"]["affected_rows"] == 1 and r["result"]["columns"] == []
+    r = c.ok("query", sql="SELECT id, v FROM t1 WHERE id <= ? ORDER BY id", params=[2])
+    res = r["result"]
+    assert [col["name"] for col in res["columns"]] == ["id", "v"]
+    assert [[cell["int64"] for cell in row] for row in res["rows"]] == [[1, 15], [2, 20]]
+    assert res["out_of_range_is_null"]
+    # Not committed yet: the lock keeps the observer out (and MySQL would
+    # show the old value to a reader that got in).
+    assert not observer.can_read("t1")
+
+    c.ok("commit")
+    assert c.ok("ping")["held"] == 0
+    assert observer.value("t1", 1) == 15
+    assert observer.can_write("t1") and observer.can_write("t2")
+    # A statement after the commit: no lease.
+    assert c.err("query", sql="SELECT 1")["code"] == "no_lease"
+
+
+def test_rollback_keeps_nothing(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("query", sql="DELETE FROM t1")
+    c.ok("rollback")
+    assert observer.can_write("t1")
+    assert observer.execute("SELECT COUNT(*) AS n FROM t1")[0]["n"] == 3
+
+
+def test_result_types_and_typed_access(daemon, drivers, mariadb, observer):
+    mariadb.sql("DROP TABLE IF EXISTS types")
+    mariadb.sql("CREATE TABLE types (id INT PRIMARY KEY, u BIGINT UNSIGNED, d DECIMAL(20,4), "
+                "f DOUBLE, s VARCHAR(20), b VARBINARY(8), n INT NULL, dt DATE)")
+    mariadb.sql("INSERT INTO types VALUES (1, 18446744073709551615, 12345678901234.5678, 2.5, "
+                "'héllo', 0x00FF10, NULL, '2024-02-29')")
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", read=["types"], wait=2000)
+    res = c.ok("query", sql="SELECT id, u, d, f, s, b, n, dt FROM types")["result"]
+    types = [col["type"] for col in res["columns"]]
+    assert types[0] == "int" and types[2] == "decimal" and types[5] == "varbinary"
+    idc, u, dec, f, s, b, n, dt = res["rows"][0]
+    assert idc["type"] == "int" and idc["int64"] == 1 and idc["uint64"] == "1"
+    # Above 2^63-1: exact text, readable as uint64 but not as int64.
+    assert u["type"] == "string" and u["text"] == "18446744073709551615"
+    assert u["uint64"] == "18446744073709551615" and "int64" not in u
+    assert dec["type"] == "string" and dec["text"] == "12345678901234.5678"
+    assert "int64" not in dec and abs(dec["double"] - 12345678901234.5678) < 1e-3
+    assert f["type"] == "double" and f["double"] == 2.5 and f["text"] == "2.5"
+    assert s["type"] == "string" and s["text"] == "héllo"
+    assert b["type"] == "binary" and b["hex"] == "00ff10"
+    assert n["type"] == "null" and n["null"] is True and "text" not in n
+    assert dt["text"] == "2024-02-29"
+    c.ok("rollback")
+
+
+def test_params_are_typed_and_stay_data(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    r = c.ok("query", sql="SELECT ?, ?, ?, ?, ?, ?",
+             params=[True, None, 1.25, {"uint": "18446744073709551615"}, "x'; DROP TABLE t1; --",
+                     -7])["result"]
+    row = r["rows"][0]
+    assert row[0]["int64"] == 1
+    assert row[1]["null"] is True
+    assert row[2]["double"] == 1.25
+    assert row[3]["text"] == "18446744073709551615"
+    assert row[4]["text"] == "x'; DROP TABLE t1; --"
+    assert row[5]["int64"] == -7
+    # Binary parameters cannot travel as JSON text: refused by the library,
+    # which sends nothing and keeps the connection and the lease.
+    r = c.err("query", sql="SELECT ?", params=[{"binary": "x"}])
+    assert r["code"] == "usage" and r["held"] != 0
+    r = c.err("query", sql="SELECT ?", params=[])
+    assert r["code"] == "bad_params"
+    c.ok("commit")
+    assert observer.execute("SELECT COUNT(*) AS n FROM t1")[0]["n"] == 3
+
+
+def test_mysql_errors_arrive_unchanged_and_keep_the_lease(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", read=["t1"], wait=2000)
+    r = c.err("query", sql="UPDATE t1 SET v = 0")
+    assert r["code"] == "mysql" and r["mysql_errno"] == 1099 and r["sqlstate"] == "HY000"
+    assert "READ lock" in r["message"]
+    r = c.err("query", sql="SELECT * FROM t2")
+    assert r["code"] == "mysql" and r["mysql_errno"] == 1100
+    # The lease is still held.
+    assert r["held"] != 0
+    assert not observer.can_write("t1")
+    r = c.err("query", sql="UNLOCK TABLES")
+    assert r["code"] == "statement_not_allowed"
+    c.ok("rollback")
+    assert observer.value("t1", 1) == 10
+
+
+def test_transact_success_failure_and_refusal(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    r = c.ok("transact", write=["t1"], read=["t2"], wait=2000, statements=[
+        {"sql": "UPDATE t1 SET v = v + ? WHERE id = ?", "params": [1, 1]},
+        {"sql": "SELECT v FROM t1 WHERE id = 1"},
+        {"sql": "SELECT COUNT(*) FROM t2"},
+    ])
+    assert r["transacted"] > 0 and r["held"] == 0  # none left on the handle
+    assert r["results"][0]["affected_rows"] == 1
+    assert r["results"][1]["rows"][0][0]["int64"] == 11
+    assert r["results"][2]["rows"][0][0]["int64"] == 3
+    assert observer.value("t1", 1) == 11 and observer.can_write("t1")
+
+    # Second statement fails: everything rolled back, index reported.
+    r = c.err("transact", write=["t1"], wait=2000, statements=[
+        {"sql": "UPDATE t1 SET v = 100 WHERE id = 2"},
+        {"sql": "INSERT INTO t1 (id, v) VALUES (1, 0)"},
+    ])
+    assert r["code"] == "mysql" and r["mysql_errno"] == 1062 and r["statement"] == 1
+    assert r["results_null"]
+    assert observer.value("t1", 2) == 20 and observer.can_write("t1")
+
+    # Refused by the firewall before anything is locked.
+    r = c.err("transact", write=["t1"], statements=[{"sql": "SELECT 1"}, {"sql": "COMMIT"}])
+    assert r["code"] == "statement_not_allowed" and r["statement"] == 1
+
+    # Usage errors are the library's and send nothing.
+    assert c.err("transact", write=["t1"], statements=[])["code"] == "usage"
+    assert c.err("acquire", write=[], read=[])["code"] == "usage"
+    c.ok("ping")
+
+
+def test_renew_extends_the_lease(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000, ttl=700)
+    for _ in range(3):
+        time.sleep(0.4)
+        assert c.ok("renew", ttl=700)["ttl"] == 700
+    # 1.2 s after the acquire, a 700 ms lease is still held thanks to renew.
+    c.ok("query", sql="UPDATE t1 SET v = 1 WHERE id = 1")
+    r = c.ok("renew", ttl=5000)
+    assert r["ttl"] == 5000
+    c.ok("commit")
+    assert observer.value("t1", 1) == 1
+
+
+def test_lease_that_expires_between_calls_is_reported_by_the_next_call(daemon, drivers, tables,
+                                                                      observer):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=300)["acquired"]
+    c.ok("query", sql="UPDATE t1 SET v = 99 WHERE id = 1")
+    wait_until(lambda: observer.can_write("t1"), what="the expired lease to unlock t1")
+    r = c.err("ping")  # any call: the event is never lost
+    assert r["code"] == "lease_expired" and r["lease"] == lease
+    assert "expired" in r["message"]
+    assert observer.value("t1", 1) == 10  # rolled back
+    # Reported once; the next lease op is simply without a lease.
+    assert c.err("query", sql="SELECT 1")["code"] == "no_lease"
+    c.ok("ping")
+
+
+def test_expiry_during_a_statement_is_reported_once(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000, ttl=400)
+    r = c.err("query", sql="SELECT SLEEP(3)")
+    assert r["code"] == "lease_expired"
+    c.ok("ping")  # the event that came with it is not reported again
+
+
+def test_poll_reports_the_event_without_a_request(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=300)["acquired"]
+    assert c.ok("poll", timeout=0)["event"] is None
+    r = c.ok("poll", timeout=5000)
+    assert r["event"] == {"name": "lease_expired", "code": PROTOCOL_CODES.index("lease_expired"),
+                          "lease": lease, "reason": ""}
+    assert r["held"] == 0
+    c.ok("ping")  # consumed by poll
+
+
+def test_lease_lost_when_mysql_kills_the_session(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=10000)["acquired"]
+    c.ok("query", sql="UPDATE t1 SET v = 77 WHERE id = 1")
+    thread = [l for l in c.ok("status")["leases"] if l["lease"] == lease][0]["mysql_thread"]
+    assert thread > 0
+    observer.execute("KILL CONNECTION %d" % thread)
+    r = c.ok("poll", timeout=5000)
+    assert r["event"]["name"] == "lease_lost" and r["event"]["lease"] == lease
+    assert r["event"]["reason"]
+    assert observer.value("t1", 1) == 10 and observer.can_write("t1")
+
+
+def test_lease_lost_is_the_error_of_the_next_call(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=10000)["acquired"]
+    c.ok("query", sql="UPDATE t1 SET v = 78 WHERE id = 1")
+    thread = [l for l in c.ok("status")["leases"] if l["lease"] == lease][0]["mysql_thread"]
+    observer.execute("KILL CONNECTION %d" % thread)
+    wait_until(lambda: observer.can_write("t1"), what="MySQL to free t1")
+    time.sleep(0.2)  # the daemon notices the dead session
+    r = c.err("commit")
+    assert r["code"] == "lease_lost" and r["lease"] == lease
+    assert observer.value("t1", 1) == 10  # never committed
+
+
+def test_call_timeout_closes_the_connection_and_frees_the_waiter(daemon, drivers, tables):
+    d = daemon()
+    holder = drivers(d.sock, hello="holder")
+    holder.ok("acquire", write=["t1"], wait=2000)
+    waiter = drivers(d.sock, hello="waiter")
+    t0 = time.monotonic()
+    r = waiter.err("acquire", write=["t1"], wait=5000, timeout=300)
+    took = time.monotonic() - t0
+    assert r["code"] == "timeout" and took < 2.0
+    assert "300 ms" in r["message"]
+    # The handle is closed, and the daemon dropped the waiting request.
+    assert waiter.err("ping")["code"] == "closed"
+    wait_until(lambda: all(l["state"] != "waiting" for l in holder.ok("status")["leases"]),
+               what="the waiter to leave the queue")
+    holder.ok("commit")
+
+
+def test_timeout_against_a_daemon_that_does_not_answer(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = c.err("ping", timeout=300)
+        assert r["code"] == "timeout" and time.monotonic() - t0 < 2.0
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    assert c.err("ping")["code"] == "closed"
+
+
+def test_commit_unknown_when_the_answer_never_comes(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("query", sql="UPDATE t1 SET v = 5 WHERE id = 1")
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        r = c.err("commit", timeout=300)
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    # The COMMIT was sent: the library cannot know whether it ran.
+    assert r["code"] == "commit_unknown"
+    assert r["held"] == 0
+
+
+def test_lock_timeout_and_try_lock(daemon, drivers, tables):
+    d = daemon()
+    a = drivers(d.sock)
+    a.ok("acquire", write=["t1"], wait=2000)
+    b = drivers(d.sock)
+    r = b.err("acquire", read=["t1"], wait=200)
+    assert r["code"] == "lock_timeout"
+    r = b.err("acquire", read=["t1"], wait=0)
+    assert r["code"] == "lock_timeout"
+    a.ok("rollback")
+    b.ok("acquire", read=["t1"], wait=0)
+    b.ok("rollback")
+
+
+def test_lease_held_and_aliases(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", read=["t1", {"table": "t1", "as": "a"}], wait=2000)
+    r = c.ok("query", sql="SELECT COUNT(*) FROM t1 JOIN t1 AS a ON a.id = t1.id")
+    assert r["result"]["rows"][0][0]["int64"] == 3
+    assert c.err("acquire", write=["t2"])["code"] == "lease_held"
+    c.ok("rollback")
+
+
+def test_revoke_by_an_admin(daemon, drivers, tables, observer):
+    d = daemon()
+    holder = drivers(d.sock, hello="holder")
+    lease = holder.ok("acquire", write=["t1"], wait=2000)["acquired"]
+    holder.ok("query", sql="UPDATE t1 SET v = 55 WHERE id = 1")
+    admin = drivers(d.sock, hello="admin")  # root, by peer credentials
+    admin.ok("revoke", lease=lease)
+    wait_until(lambda: observer.can_write("t1"), what="the revoked lease to unlock")
+    r = holder.err("query", sql="SELECT 1")
+    assert r["code"] == "lease_revoked" and r["lease"] == lease
+    assert observer.value("t1", 1) == 10
+    assert admin.err("revoke", lease=lease)["code"] == "no_lease"
+    assert admin.err("revoke", lease=0)["code"] == "usage"
+
+
+def test_status_shows_held_and_waiting(daemon, drivers, tables):
+    d = daemon()
+    holder = drivers(d.sock, hello="holder")
+    held = holder.ok("acquire", write=["t1"], read=["t2"], wait=2000, ttl=30000)["acquired"]
+    waiter = Driver(d.sock, hello="waiter")
+    try:
+        waiter.proc.stdin.write(b'{"cmd":"acquire","write":["t1"],"wait":10000}\n')
+        waiter.proc.stdin.flush()
+        st = wait_until(lambda: (lambda s: s if len(s["leases"]) == 2 else None)(holder.ok("status")),
+                        what="the waiter in status")
+        by_id = {l["lease"]: l for l in st["leases"]}
+        h = by_id[held]
+        assert h["state"] == "held" and h["client"] == "holder"
+        assert h["write"] == ["app.t1"] and h["read"] == ["app.t2"]
+        assert h["uid"] == os.getuid() and h["pid"] == holder.proc.pid
+        assert h["mysql_thread"] > 0 and 0 < h["expires_in_ms"] <= 30000 and h["held_ms"] >= 0
+        w = [l for l in st["leases"] if l["lease"] != held][0]
+        assert w["state"] == "waiting" and w["client"] == "waiter" and w["lease"] > held
+        assert w["expires_in_ms"] == -1 and w["mysql_thread"] == -1 and w["held_ms"] == -1
+        assert st["pool"]["size"] == 4 and st["pool"]["busy"] >= 1
+        assert st["totals"]["acquired"] >= 1
+        holder.ok("commit")
+        line = waiter.proc.stdout.readline()
+        assert b'"ok":true' in line
+        waiter.ok("rollback")
+    finally:
+        waiter.close()
+
+
+def test_daemon_shutdown_closes_the_connection(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("query", sql="UPDATE t1 SET v = 3 WHERE id = 1")
+    assert d.stop() == 0
+    r = c.err("query", sql="SELECT 1")
+    assert r["code"] == "closed" and "closed the connection" in r["message"]
+    assert observer.value("t1", 1) == 10
+    assert c.err("ping")["code"] == "closed"
+
+
+def test_last_response_is_the_raw_line(daemon, drivers):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("ping")
+    raw = c.ok("last_response")["raw"]
+    assert '"ok":true' in raw and raw.startswith("{")
+
+
+def test_close_with_a_lease_rolls_back(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("query", sql="UPDATE t1 SET v = 1")
+    c.ok("close")
+    wait_until(lambda: observer.can_write("t1"), what="close to release t1")
+    assert observer.value("t1", 1) == 10

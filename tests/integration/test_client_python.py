@@ -1,0 +1,208 @@
+"""client/python/tablelock.py against the real daemon and MariaDB (Debian's python3).
+
+The context manager must commit on normal exit and roll back on an
+exception; the observer checks both. Django models are stood in for by a
+class with _meta.db_table, which is all the client reads from them.
+"""
+
+import decimal
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "client", "python"))
+import tablelock  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "client", "tests"))
+from clienttest import wait_until  # noqa: E402
+
+
+class _Meta:
+    def __init__(self, db_table):
+        self.db_table = db_table
+
+
+class Poll:
+    """Looks like a Django model class to the client: only _meta.db_table."""
+    _meta = _Meta("t2")
+
+
+class Choice:
+    _meta = _Meta("t1")
+
+
+@pytest.fixture
+def client(daemon):
+    d = daemon()
+    c = tablelock.Client(d.sock, name="py-test")
+    yield c
+    c.close()
+
+
+def test_lock_commits_on_normal_exit(client, tables, observer):
+    with client.lock(read=[Poll], write=[Choice]) as lease:
+        assert lease.active and lease.id > 0
+        assert not observer.can_read("t1") and not observer.can_write("t2")
+        before = lease.query("SELECT v FROM t1 WHERE id = ?", [1]).scalar()
+        r = lease.query("UPDATE t1 SET v = ? WHERE id = ?", [before + 5, 1])
+        assert r.affected_rows == 1 and r.rowcount == 1
+        assert lease.query("SELECT COUNT(*) FROM t2").scalar() == 3
+    assert not lease.active and client.lease is None
+    assert observer.value("t1", 1) == 15
+    assert observer.can_write("t1") and observer.can_write("t2")
+
+
+def test_lock_rolls_back_on_exception(client, tables, observer):
+    with pytest.raises(ZeroDivisionError):
+        with client.lock(write=["t1"]) as lease:
+            lease.query("DELETE FROM t1")
+            1 / 0
+    assert observer.execute("SELECT COUNT(*) AS n FROM t1")[0]["n"] == 3
+    assert observer.can_write("t1")
+    client.ping()  # the connection is still good
+
+
+def test_errors_carry_the_protocol_code(client, tables, observer):
+    with pytest.raises(tablelock.MySQLError) as e:
+        with client.lock(read=["t1"]) as lease:
+            lease.query("UPDATE t1 SET v = 0")
+    assert e.value.code == "mysql" and e.value.mysql_errno == 1099
+    assert e.value.sqlstate == "HY000" and "1099" in str(e.value)
+    assert observer.can_write("t1")
+
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.query("SELECT 1")
+    assert e.value.code == "no_lease"
+
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.transact(["SELECT 1", "UNLOCK TABLES"], write=["t1"])
+    assert e.value.code == "statement_not_allowed" and e.value.statement == 1
+
+
+def test_lock_timeout(daemon, tables):
+    d = daemon()
+    with tablelock.Client(d.sock) as a, tablelock.Client(d.sock) as b:
+        a.acquire(write=["t1"])
+        with pytest.raises(tablelock.LockTimeoutError) as e:
+            b.acquire(read=["t1"], wait_ms=200)
+        assert e.value.code == "lock_timeout"
+        a.rollback()
+        b.acquire(read=["t1"], wait_ms=0).rollback()
+
+
+def test_daemon_not_running(tmp_path):
+    with pytest.raises(tablelock.ConnectError) as e:
+        tablelock.Client(str(tmp_path / "none.sock"))
+    assert e.value.code == "connect" and "none.sock" in str(e.value)
+
+
+def test_expired_lease_is_raised_by_the_next_call(client, tables, observer):
+    lease = client.acquire(write=["t1"], ttl_ms=300)
+    client.query("UPDATE t1 SET v = 0")
+    wait_until(lambda: observer.can_write("t1"), what="expiry")
+    with pytest.raises(tablelock.LeaseEndedError) as e:
+        client.ping()
+    assert e.value.code == "lease_expired" and e.value.lease == lease.id
+    assert observer.value("t1", 1) == 10
+    client.ping()  # reported once
+
+
+def test_block_whose_lease_expired_does_not_pass_silently(client, tables, observer):
+    with pytest.raises(tablelock.LeaseEndedError) as e:
+        with client.lock(write=["t1"], ttl_ms=300) as lease:
+            lease.query("UPDATE t1 SET v = 1")
+            time.sleep(1.0)
+    assert e.value.code == "lease_expired"
+    assert observer.value("t1", 1) == 10
+
+
+def test_poll_and_lease_lost(client, tables, observer):
+    lease = client.acquire(write=["t1"])
+    client.query("UPDATE t1 SET v = 66 WHERE id = 1")
+    assert client.poll(0) is None
+    thread = [l for l in client.status()["leases"] if l["lease"] == lease.id][0]["mysql_thread"]
+    observer.execute("KILL CONNECTION %d" % thread)
+    ev = client.poll(5.0)
+    assert ev["event"] == "lease_lost" and ev["lease"] == lease.id
+    assert not lease.active
+    assert observer.value("t1", 1) == 10
+
+
+def test_transact_results_and_types(client, mariadb, tables, observer):
+    mariadb.sql("DROP TABLE IF EXISTS pytypes")
+    mariadb.sql("CREATE TABLE pytypes (id INT PRIMARY KEY, u BIGINT UNSIGNED, d DECIMAL(10,2), "
+                "b VARBINARY(4), s VARCHAR(10))")
+    results = client.transact([
+        ("INSERT INTO pytypes VALUES (?, ?, ?, UNHEX('00FF'), ?)",
+         [1, 2**64 - 1, decimal.Decimal("12.34"), "ünï"]),
+        "SELECT id, u, d, b, s FROM pytypes",
+        ("UPDATE t1 SET v = v + 1 WHERE id = ?", [3]),
+    ], write=["pytypes", "t1"])
+    assert client.last_lease > 0 and client.lease is None
+    assert results[0].affected_rows == 1
+    row = results[1].one()
+    assert row == (1, 2**64 - 1, decimal.Decimal("12.34"), b"\x00\xff", "ünï")
+    assert results[1].columns == ["id", "u", "d", "b", "s"]
+    assert results[1].dicts()[0]["s"] == "ünï"
+    assert observer.value("t1", 3) == 31
+
+    with pytest.raises(tablelock.MySQLError) as e:
+        client.transact([("UPDATE t1 SET v = 0 WHERE id = 1", []),
+                         "INSERT INTO t1 (id, v) VALUES (2, 0)"], write=[Choice])
+    assert e.value.statement == 1 and e.value.mysql_errno == 1062
+    assert observer.value("t1", 1) == 10
+
+
+def test_aliases_renew_status_and_revoke(daemon, tables, observer):
+    d = daemon()
+    with tablelock.Client(d.sock, name="holder") as holder, \
+            tablelock.Client(d.sock, name="admin") as admin:
+        assert holder.server_version
+        lease = holder.acquire(read=[Choice, (Choice, "c2")], ttl_ms=5000)
+        n = lease.query("SELECT COUNT(*) FROM t1 JOIN t1 AS c2 ON c2.id = t1.id").scalar()
+        assert n == 3
+        assert lease.renew(8000) == 8000
+        st = admin.status()
+        mine = [l for l in st["leases"] if l["lease"] == lease.id][0]
+        assert mine["client"] == "holder" and mine["read"] == ["app.t1", "app.t1 AS c2"]
+        admin.revoke(lease.id)
+        with pytest.raises(tablelock.LeaseEndedError) as e:
+            lease.query("SELECT 1")
+        assert e.value.code == "lease_revoked"
+        assert observer.can_write("t1")
+        with pytest.raises(tablelock.TablelockError) as e:
+            admin.revoke(lease.id)
+        assert e.value.code == "no_lease"
+
+
+def test_call_timeout_closes_the_connection_and_rolls_back(daemon, tables, observer):
+    d = daemon()
+    with tablelock.Client(d.sock, timeout=0.5) as c:
+        c.acquire(write=["t1"])
+        c.query("UPDATE t1 SET v = 1")
+        t0 = time.monotonic()
+        with pytest.raises(tablelock.TablelockTimeout) as e:
+            c.query("SELECT SLEEP(3)")
+        assert e.value.code == "timeout" and time.monotonic() - t0 < 2
+        with pytest.raises(tablelock.ConnectError) as e:
+            c.ping()
+        assert e.value.code == "closed"
+    # Closing the connection made the daemon roll back.
+    wait_until(lambda: observer.can_write("t1"), what="the lease to end")
+    assert observer.value("t1", 1) == 10
+
+
+def test_usage_errors_send_nothing(client, tables):
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.acquire()
+    assert e.value.code == "usage"
+    client.acquire(write=["t1"])
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.query("SELECT ?", [b"bytes"])
+    assert e.value.code == "usage"
+    assert client.lease is not None  # still held
+    client.rollback()
