@@ -76,6 +76,7 @@ clean:
 
 # Each part keeps its own build rules beside its sources.
 -include client/client.mk
+-include mk/install.mk
 -include bench/bench.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
