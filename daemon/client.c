@@ -7,6 +7,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ static void client_arm(struct client *c, enum client_timer kind, int64_t ms);
 static void client_timers_update(struct client *c);
 static bool client_count_connection(struct client *c);
 static void client_refuse(evutil_socket_t fd, const char *code, const char *message);
+static bool client_peer_gone(struct client *c);
+static bool client_half_close(struct client *c);
 
 static void
 client_enter_state(struct client *c, enum client_state state)
@@ -238,6 +241,36 @@ client_write_cb(struct bufferevent *bev, void *arg)
 		client_close(c, "closed after an error");
 }
 
+/* Has the peer closed its socket entirely (not just its sending side)? A
+ * Unix socket whose peer is gone reports POLLHUP; one whose peer did
+ * shutdown(SHUT_WR) does not. TCP cannot tell the two apart. */
+static bool
+client_peer_gone(struct client *c)
+{
+	struct pollfd pfd = {.fd = bufferevent_getfd(c->bev), .events = POLLIN};
+
+	if (!c->peer.is_unix)
+		return true;
+	return poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+/* End of input. A client that only closed its sending side, as
+ * `printf … | socat` does, still gets the answers to what it sent; a
+ * client that is gone ends at once (and its lease with it). While
+ * answers are pending, a short timer watches for the peer going away. */
+static bool
+client_half_close(struct client *c)
+{
+	if (c->state != CLIENT_BUSY || client_peer_gone(c))
+		return false;
+	c->half_closed = true;
+	bufferevent_disable(c->bev, EV_READ);
+	client_arm(c, CLIENT_TIMER_HANGUP, 50);
+	log_debug("client %llu: closed its sending side; answering what it sent",
+		  (unsigned long long)c->id);
+	return true;
+}
+
 static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -258,6 +291,8 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
+	if ((what & BEV_EVENT_EOF) && client_half_close(c))
+		return;
 	if (what & BEV_EVENT_EOF)
 		client_close(c, "disconnected");
 	else if (what & BEV_EVENT_ERROR)
@@ -297,6 +332,14 @@ client_process(struct client *c)
 		dispatch_line(c, line, len);
 	}
 	c->processing = false;
+	if (c->half_closed && c->state == CLIENT_READY) {
+		/* Everything it sent is answered: flush, then close. */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			client_close(c, "closed after answering its last request");
+		else
+			client_enter_state(c, CLIENT_CLOSING);
+		return;
+	}
 	if (c->state == CLIENT_READY)
 		bufferevent_enable(c->bev, EV_READ);
 	client_timers_update(c);
@@ -311,7 +354,8 @@ client_timers_update(struct client *c)
 {
 	enum client_timer want = CLIENT_TIMER_NONE;
 
-	if (c->state == CLIENT_CLOSED || c->timer_kind == CLIENT_TIMER_AUTH_DELAY)
+	if (c->state == CLIENT_CLOSED || c->timer_kind == CLIENT_TIMER_AUTH_DELAY ||
+	    c->half_closed)
 		return;
 	if (c->state == CLIENT_READY && proto_frame_pending(&c->frame) > 0)
 		want = CLIENT_TIMER_REQUEST;
@@ -362,6 +406,12 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 		resp = c->delayed;
 		c->delayed = NULL;
 		client_respond(c, resp);
+		break;
+	case CLIENT_TIMER_HANGUP:
+		if (client_peer_gone(c))
+			client_close(c, "disconnected");
+		else
+			client_arm(c, CLIENT_TIMER_HANGUP, 50);
 		break;
 	case CLIENT_TIMER_NONE:
 		break;

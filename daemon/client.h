@@ -53,7 +53,8 @@ struct client {
 	bool counted;		/* counted in its identity's connections */
 	struct event *timer;	/* request_timeout_ms / idle_timeout_ms / auth delay */
 	enum client_timer { CLIENT_TIMER_NONE, CLIENT_TIMER_REQUEST, CLIENT_TIMER_IDLE,
-			    CLIENT_TIMER_AUTH_DELAY } timer_kind;
+			    CLIENT_TIMER_AUTH_DELAY, CLIENT_TIMER_HANGUP } timer_kind;
+	bool half_closed;	/* the peer shut down its sending side only */
 	json_t *delayed;	/* the answer held back by CLIENT_TIMER_AUTH_DELAY */
 };
 
