@@ -16,7 +16,8 @@
 #define ACCESS_NAME_MAX 255
 /* Config text quoted in an error message is cut to this many bytes. */
 #define ACCESS_QUOTE_MAX 80
-#define ACCESS_PATTERN_FORMS "patterns are db.table, db.* or *"
+#define ACCESS_FORMS "(patterns are db.table, db.* or *)"
+#define ACCESS_STAR_ALONE "bad pattern '%.*s': '*' only stands alone " ACCESS_FORMS
 
 /* A table pattern: db NULL is "*" (every table of every database), table
  * NULL is "db.*". write: it came after "write" (which implies read). */
@@ -32,7 +33,9 @@ struct access_rule_view {
 	uid_t uid;		/* uid: */
 };
 
-typedef bool access_match_fn(const struct access_rule_view *rule, const struct access_identity *id);
+/* Whether a rule's identity is id. */
+typedef bool access_match_fn(const struct access_rule_view *rule,
+			     const struct access_identity *id);
 
 struct access_rule {
 	const struct access_kind *kind;
@@ -47,15 +50,12 @@ struct access {
 	size_t nrules;
 };
 
-static bool access_match_anyone(const struct access_rule_view *rule,
-				const struct access_identity *id);
-static bool access_match_user(const struct access_rule_view *rule, const struct access_identity *id);
-static bool access_match_group(const struct access_rule_view *rule,
-			       const struct access_identity *id);
-static bool access_match_uid(const struct access_rule_view *rule, const struct access_identity *id);
-static bool access_match_token(const struct access_rule_view *rule,
-			       const struct access_identity *id);
-static bool access_match_cn(const struct access_rule_view *rule, const struct access_identity *id);
+static access_match_fn access_match_anyone;
+static access_match_fn access_match_user;
+static access_match_fn access_match_group;
+static access_match_fn access_match_uid;
+static access_match_fn access_match_token;
+static access_match_fn access_match_cn;
 
 /* Identity kinds: the prefix before ':' (or "*" alone) and who it matches.
  * Unix kinds never match a TCP client, whose uid means nothing. */
@@ -98,6 +98,7 @@ struct access_word {
 	size_t len;
 };
 
+static int access_shown(size_t len);
 static bool access_fail(char *why, size_t whysize, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static bool access_word_is(const struct access_word *w, const char *lower);
@@ -157,6 +158,13 @@ access_match_cn(const struct access_rule_view *rule, const struct access_identit
 	return id->cn != NULL && strcmp(id->cn, rule->name) == 0;
 }
 
+/* How much of a word an error message quotes. */
+static int
+access_shown(size_t len)
+{
+	return len > ACCESS_QUOTE_MAX ? ACCESS_QUOTE_MAX : (int)len;
+}
+
 static bool
 access_fail(char *why, size_t whysize, const char *fmt, ...)
 {
@@ -202,10 +210,11 @@ access_next_word(const char **p, struct access_word *w)
 }
 
 static bool
-access_parse_identity(const struct access_word *w, struct access_rule *r, char *why, size_t whysize)
+access_parse_identity(const struct access_word *w, struct access_rule *r, char *why,
+		      size_t whysize)
 {
 	const char *colon = memchr(w->s, ':', w->len);
-	int shown = w->len > ACCESS_QUOTE_MAX ? ACCESS_QUOTE_MAX : (int)w->len;
+	int shown = access_shown(w->len);
 
 	if (w->len == 1 && w->s[0] == '*') {
 		r->kind = &access_kinds[0];
@@ -213,8 +222,8 @@ access_parse_identity(const struct access_word *w, struct access_rule *r, char *
 	}
 	if (colon == NULL)
 		return access_fail(why, whysize,
-				   "unknown identity '%.*s' (expected user:NAME, group:NAME, uid:N, "
-				   "token:NAME, cn:NAME or *)",
+				   "unknown identity '%.*s' (expected user:NAME, group:NAME, "
+				   "uid:N, token:NAME, cn:NAME or *)",
 				   shown, w->s);
 	struct access_word prefix = {w->s, (size_t)(colon - w->s)};
 	for (size_t i = 1; i < ACCESS_NKINDS && r->kind == NULL; i++)
@@ -222,10 +231,9 @@ access_parse_identity(const struct access_word *w, struct access_rule *r, char *
 			r->kind = &access_kinds[i];
 	if (r->kind == NULL)
 		return access_fail(why, whysize,
-				   "unknown identity kind '%.*s' in '%.*s' (expected user:, group:, "
-				   "uid:, token:, cn: or *)",
-				   (int)prefix.len < shown ? (int)prefix.len : shown, prefix.s, shown,
-				   w->s);
+				   "unknown identity kind '%.*s' in '%.*s' (expected user:, "
+				   "group:, uid:, token:, cn: or *)",
+				   access_shown(prefix.len), prefix.s, shown, w->s);
 
 	const char *name = colon + 1;
 	size_t len = w->len - prefix.len - 1;
@@ -268,7 +276,7 @@ static bool
 access_parse_pattern(const struct access_word *w, bool write, struct access_rule *r, char *why,
 		     size_t whysize)
 {
-	int shown = w->len > ACCESS_QUOTE_MAX ? ACCESS_QUOTE_MAX : (int)w->len;
+	int shown = access_shown(w->len);
 	const char *dot = memchr(w->s, '.', w->len);
 	char *db = NULL, *table = NULL;
 	char reason[160];
@@ -276,13 +284,11 @@ access_parse_pattern(const struct access_word *w, bool write, struct access_rule
 	if (w->len == 1 && w->s[0] == '*') {
 		/* every table */
 	} else if (dot == NULL) {
-		return access_fail(why, whysize,
-				   "pattern '%.*s' names no database (" ACCESS_PATTERN_FORMS ")",
+		return access_fail(why, whysize, "pattern '%.*s' names no database " ACCESS_FORMS,
 				   shown, w->s);
 	} else if ((size_t)(dot - w->s) == 1 && w->s[0] == '*') {
 		return access_fail(why, whysize,
-				   "bad pattern '%.*s': the database cannot be '*' (" ACCESS_PATTERN_FORMS
-				   ")",
+				   "bad pattern '%.*s': the database cannot be '*' " ACCESS_FORMS,
 				   shown, w->s);
 	} else if (dot + 2 == w->s + w->len && dot[1] == '*') {
 		size_t dblen = (size_t)(dot - w->s);
@@ -290,10 +296,7 @@ access_parse_pattern(const struct access_word *w, bool write, struct access_rule
 			return access_fail(why, whysize, "bad pattern '%.*s': database name %s",
 					   shown, w->s, reason);
 		if (memchr(w->s, '*', dblen) != NULL)
-			return access_fail(why, whysize,
-					   "bad pattern '%.*s': '*' only stands alone (" ACCESS_PATTERN_FORMS
-					   ")",
-					   shown, w->s);
+			return access_fail(why, whysize, ACCESS_STAR_ALONE, shown, w->s);
 		db = xstrndup(w->s, dblen);
 	} else {
 		if (!proto_table_split(w->s, w->len, NULL, &db, &table, reason, sizeof reason))
@@ -304,10 +307,7 @@ access_parse_pattern(const struct access_word *w, bool write, struct access_rule
 		if (strchr(db, '*') != NULL || strchr(table, '*') != NULL) {
 			free(db);
 			free(table);
-			return access_fail(why, whysize,
-					   "bad pattern '%.*s': '*' only stands alone (" ACCESS_PATTERN_FORMS
-					   ")",
-					   shown, w->s);
+			return access_fail(why, whysize, ACCESS_STAR_ALONE, shown, w->s);
 		}
 	}
 	r->patterns = xrealloc(r->patterns, (r->npatterns + 1) * sizeof *r->patterns);
@@ -325,16 +325,15 @@ access_parse_rule(const char *value, struct access_rule *r, char *why, size_t wh
 	const char *p = value;
 	struct access_word w;
 
-	for (const char *c = value; *c != '\0'; c++)
-		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-			return access_fail(why, whysize, "contains a control character (byte 0x%02x)",
-					   (unsigned char)*c);
+	for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return access_fail(why, whysize,
+					   "contains a control character (byte 0x%02x)", *c);
 	if (!access_next_word(&p, &w))
 		return access_fail(why, whysize, "empty rule");
 	if (!access_parse_identity(&w, r, why, whysize))
 		return false;
-	int idlen = w.len > ACCESS_QUOTE_MAX ? ACCESS_QUOTE_MAX : (int)w.len;
-	const char *idtext = w.s;
+	struct access_word identity = w;
 
 	for (;;) {
 		bool more = access_next_word(&p, &w);
@@ -344,11 +343,12 @@ access_parse_rule(const char *value, struct access_rule *r, char *why, size_t wh
 				kw = &access_keywords[i];
 		if ((!more || kw != NULL) && section_patterns == 0 &&
 		    (section == ACCESS_SECTION_READ || section == ACCESS_SECTION_WRITE))
-			return access_fail(why, whysize, "%s needs at least one pattern (" ACCESS_PATTERN_FORMS ")",
+			return access_fail(why, whysize,
+					   "%s needs at least one pattern " ACCESS_FORMS,
 					   section == ACCESS_SECTION_READ ? "read" : "write");
 		if (!more)
 			break;
-		int shown = w.len > ACCESS_QUOTE_MAX ? ACCESS_QUOTE_MAX : (int)w.len;
+		int shown = access_shown(w.len);
 		if (kw != NULL) {
 			section = kw->section;
 			section_patterns = 0;
@@ -356,16 +356,17 @@ access_parse_rule(const char *value, struct access_rule *r, char *why, size_t wh
 				r->admin = true;
 		} else if (section == ACCESS_SECTION_NONE) {
 			return access_fail(why, whysize,
-					   "unknown keyword '%.*s' after the identity (expected read, "
-					   "write or admin)",
+					   "unknown keyword '%.*s' after the identity (expected "
+					   "read, write or admin)",
 					   shown, w.s);
 		} else if (section == ACCESS_SECTION_ADMIN) {
 			return access_fail(why, whysize,
-					   "unknown keyword '%.*s' after admin, which takes no patterns "
-					   "(expected read, write or admin)",
+					   "unknown keyword '%.*s' after admin, which takes no "
+					   "patterns (expected read, write or admin)",
 					   shown, w.s);
 		} else {
-			if (!access_parse_pattern(&w, section == ACCESS_SECTION_WRITE, r, why, whysize))
+			bool write = section == ACCESS_SECTION_WRITE;
+			if (!access_parse_pattern(&w, write, r, why, whysize))
 				return false;
 			section_patterns++;
 		}
@@ -373,7 +374,7 @@ access_parse_rule(const char *value, struct access_rule *r, char *why, size_t wh
 	if (r->npatterns == 0 && !r->admin)
 		return access_fail(why, whysize,
 				   "the rule for '%.*s' grants nothing (add read, write or admin)",
-				   idlen, idtext);
+				   access_shown(identity.len), identity.s);
 	return true;
 }
 

@@ -52,7 +52,8 @@ struct lease {
 	bool lock_timed_out;	/* wait_ms ran out while LOCK TABLES ran */
 	bool statement_timed_out;
 	bool killing;		/* a KILL QUERY was sent for the running statement */
-	bool committing;	/* LEASE_ENDING runs COMMIT (else ROLLBACK) */
+	bool committing;	/* LEASE_ENDING commits (else rolls back) */
+	bool rolled_back;	/* LEASE_ENDING: ROLLBACK done, UNLOCK TABLES next */
 	bool renewing;		/* LEASE_RUNNING runs a renew's keep-alive */
 	struct identity_count *waiting_count; /* counted as waiting for its identity */
 	struct buf sql;
@@ -90,6 +91,7 @@ static void lease_statement_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void lease_run_statement(struct lease *l, const struct proto_statement *st);
 static void lease_statement_done(struct session *s, struct session_result *r, void *arg);
 static void lease_finish_op_done(struct session *s, struct session_result *r, void *arg);
+static void lease_commit(struct lease *l);
 static void lease_session_lost(void *arg, const char *reason);
 static void lease_release(struct lease *l, bool rollback);
 static void lease_unlocked(void *arg);
@@ -615,7 +617,6 @@ lease_run_statement(struct lease *l, const struct proto_statement *st)
 void
 lease_request(struct lease *l, struct proto_request *req)
 {
-	static const char commit[] = "COMMIT";
 	static const char rollback[] = "ROLLBACK";
 	static const char keepalive[] = "DO 0";
 	struct client *c = l->client;
@@ -630,8 +631,7 @@ lease_request(struct lease *l, struct proto_request *req)
 		l->committing = req->op == PROTO_OP_COMMIT;
 		lease_enter_state(l, LEASE_ENDING);
 		if (l->committing)
-			session_query(l->session, commit, sizeof(commit) - 1, NULL,
-				      lease_finish_op_done, l);
+			lease_commit(l);
 		else
 			session_query(l->session, rollback, sizeof(rollback) - 1, NULL,
 				      lease_finish_op_done, l);
@@ -759,11 +759,9 @@ lease_statement_done(struct session *s, struct session_result *r, void *arg)
 			lease_run_statement(l, &l->statements[l->next_statement]);
 			return;
 		}
-		static const char commit[] = "COMMIT";
 		l->committing = true;
 		lease_enter_state(l, LEASE_ENDING);
-		session_query(l->session, commit, sizeof(commit) - 1, NULL, lease_finish_op_done,
-			      l);
+		lease_commit(l);
 		return;
 	}
 	if (renewing) {
@@ -780,12 +778,26 @@ lease_statement_done(struct session *s, struct session_result *r, void *arg)
 	client_respond(c, resp);
 }
 
-/* COMMIT or ROLLBACK asked by the client (or a transact's COMMIT) ended.
- * The answer goes out now; UNLOCK TABLES and the reset follow after it,
- * off the client's critical path. */
+/* Commits and unlocks in one round trip: UNLOCK TABLES commits the open
+ * transaction when LOCK TABLES took the locks (MariaDB KB "LOCK TABLES":
+ * "UNLOCK TABLES implicitly commits any active transaction, but only if
+ * LOCK TABLES has been used to acquire table locks"), and reports a failed
+ * commit as its own error. So the answer to commit is sent with the tables
+ * already free: a client told "committed" can lock them again at once. */
+static void
+lease_commit(struct lease *l)
+{
+	static const char unlock[] = "UNLOCK TABLES";
+	session_query(l->session, unlock, sizeof(unlock) - 1, NULL, lease_finish_op_done, l);
+}
+
+/* The client's commit (or a transact's), or its ROLLBACK followed by
+ * UNLOCK TABLES, ended. The tables are free in MySQL: free them in the
+ * daemon, answer, and reset the session off the client's critical path. */
 static void
 lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 {
+	static const char unlock[] = "UNLOCK TABLES";
 	struct lease *l = arg;
 	struct client *c = l->client;
 	json_t *resp;
@@ -797,7 +809,7 @@ lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 		if (c != NULL) {
 			if (l->committing)
 				client_respond_error(c, PROTO_ERR_COMMIT_UNKNOWN,
-						     "the MySQL session died during COMMIT; whether "
+						     "the MySQL session died during the commit; whether "
 						     "lease %llu's transaction committed is unknown: %s",
 						     (unsigned long long)l->id, r->message);
 			else
@@ -811,24 +823,35 @@ lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 		return;
 	}
 	if (r->code != 0) {
-		/* COMMIT refused: nothing committed; roll back and end. */
+		/* The commit failed: nothing committed; roll back and end. */
 		l->end = LEASE_END_ROLLBACK;
 		lease_respond_result_error(l, r, -1);
 		lease_detach(l);
 		lease_release(l, true);
 		return;
 	}
+	if (!l->committing && !l->rolled_back) {
+		l->rolled_back = true;
+		session_query(l->session, unlock, sizeof(unlock) - 1, NULL, lease_finish_op_done, l);
+		return;
+	}
 	l->end = l->committing ? LEASE_END_COMMIT : LEASE_END_ROLLBACK;
+	if (l->lock != NULL) {
+		lockmgr_release(server.lockmgr, l->lock); /* may grant others */
+		l->lock = NULL;
+	}
 	if (c != NULL) {
 		resp = client_ok(c);
 		json_object_set_new(resp, "lease", json_integer((json_int_t)l->id));
-		if (l->transact) {
+		if (l->transact)
 			json_object_set(resp, "results", l->results);
-		}
 		client_respond(c, resp);
 	}
 	lease_detach(l);
-	lease_release(l, false);
+	evtimer_del(l->timer);
+	evtimer_del(l->statement_timer);
+	lease_enter_state(l, LEASE_RELEASING);
+	session_release(l->session, SESSION_RELEASE_RESET, lease_unlocked, l);
 }
 
 /* The session died while the lease held it idle. MySQL has rolled back
@@ -947,7 +970,8 @@ lease_release(struct lease *l, bool rollback)
 	evtimer_del(l->timer);
 	evtimer_del(l->statement_timer);
 	lease_enter_state(l, LEASE_RELEASING);
-	session_release(l->session, rollback, lease_unlocked, l);
+	session_release(l->session, rollback ? SESSION_RELEASE_ROLLBACK : SESSION_RELEASE_UNLOCK,
+			lease_unlocked, l);
 }
 
 static void
@@ -1068,8 +1092,9 @@ lease_status(const struct lease *l, bool full)
 		break;
 	}
 	o = json_object();
-	/* The id is no secret (ids are sequential); the client behind it is. */
-	json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
+	/* Others' leases: tables, mode, state and age only (issue 4). */
+	if (full)
+		json_object_set_new(o, "lease", json_integer((json_int_t)l->id));
 	if (full) {
 		json_object_set_new(o, "client", l->client != NULL && l->client->name != NULL
 							 ? json_string(l->client->name)

@@ -68,7 +68,6 @@ struct session {
 	bool deferred;		/* a statement waits for kills to finish */
 
 	enum session_release_phase release_phase;
-	bool release_rollback;
 	void (*unlocked)(void *arg);
 	void *unlocked_arg;
 
@@ -641,14 +640,20 @@ session_query_done(struct session *s)
 }
 
 void
-session_release(struct session *s, bool rollback, void (*unlocked)(void *arg), void *arg)
+session_release(struct session *s, enum session_release_from from, void (*unlocked)(void *arg),
+		void *arg)
 {
+	static const enum session_release_phase first[] = {
+		[SESSION_RELEASE_ROLLBACK] = RELEASE_ROLLBACK,
+		[SESSION_RELEASE_UNLOCK] = RELEASE_UNLOCK,
+		[SESSION_RELEASE_RESET] = RELEASE_RESET,
+	};
+
 	s->lost = NULL;
 	s->lost_arg = NULL;
 	s->unlocked = unlocked;
 	s->unlocked_arg = arg;
-	s->release_rollback = rollback;
-	s->release_phase = rollback ? RELEASE_ROLLBACK : RELEASE_UNLOCK;
+	s->release_phase = first[from];
 	session_enter_state(s, SESSION_RELEASING);
 	session_release_next(s);
 }

@@ -64,11 +64,19 @@ void session_connect(struct session *s, unsigned int delay_ms);
  * done only for the duration of the call unless it takes references. */
 void session_query(struct session *s, const char *sql, size_t len, const struct session_limits *lim,
 		   session_done_fn *done, void *arg);
-/* Ends a lease on the session: [ROLLBACK,] UNLOCK TABLES, then calls
- * unlocked (the tables are free in MySQL, or the connection is gone, which
- * frees them too), then resets the session and returns it to the pool.
- * unlocked is called exactly once, later. */
-void session_release(struct session *s, bool rollback, void (*unlocked)(void *arg), void *arg);
+/* Where a release starts: what the lease has already done itself. */
+enum session_release_from {
+	SESSION_RELEASE_ROLLBACK,	/* ROLLBACK, UNLOCK TABLES, reset */
+	SESSION_RELEASE_UNLOCK,		/* UNLOCK TABLES, reset */
+	SESSION_RELEASE_RESET,		/* already unlocked: reset only */
+};
+
+/* Ends a lease on the session, then calls unlocked (the tables are free in
+ * MySQL, or the connection is gone, which frees them too), then resets
+ * the session and returns it to the pool. unlocked is called exactly once,
+ * later (after the reset when starting from SESSION_RELEASE_RESET). */
+void session_release(struct session *s, enum session_release_from from,
+		     void (*unlocked)(void *arg), void *arg);
 /* CLOSED -> connecting again (a reload grew the pool). */
 void session_reopen(struct session *s);
 /* Closes the connection for good (shutdown). MySQL rolls back what it held. */

@@ -4,7 +4,8 @@ set -eu
 
 PACKAGES="gcc make pkg-config libevent-dev libjansson-dev libmariadb-dev libinih-dev
 libsystemd-dev libssl-dev libcmocka-dev mariadb-server mariadb-client
-python3-pytest python3-pymysql socat clang mandoc gnuplot-nox"
+python3-pytest python3-pymysql socat clang mandoc gnuplot-nox valgrind
+openssl"
 
 missing=""
 for p in $PACKAGES; do

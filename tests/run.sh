@@ -62,32 +62,55 @@ done
 [ "$units" -gt 0 ] || echo "** no unit test binaries under $build/tests/unit"
 
 # ---- integration tests
-echo "== tests/integration (daemon: $daemon)"
-cd "$root" || exit 2
-{
-	TABLELOCKD=$daemon PYTHONDONTWRITEBYTECODE=1 timeout -k 15 "$INTEGRATION_TIMEOUT" \
-		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
-	echo $? >"$tmp/pytest.rc"
-} 2>&1 | tee "$tmp/pytest.out"
-rc=$(cat "$tmp/pytest.rc" 2>/dev/null || echo 1)
+# run_pytest LABEL [VAR=VALUE...] -- PYTEST_ARGS...: one pytest run, counted.
+run_pytest() {
+	label=$1
+	shift
+	envs=""
+	while [ "$1" != "--" ]; do
+		envs="$envs $1"
+		shift
+	done
+	shift
+	echo "== $label (daemon: $daemon)"
+	{
+		# shellcheck disable=SC2086
+		env TABLELOCKD="$daemon" PYTHONDONTWRITEBYTECODE=1 $envs \
+			timeout -k 15 "$INTEGRATION_TIMEOUT" \
+			/usr/bin/python3 -m pytest -q -p no:cacheprovider "$@"
+		echo $? >"$tmp/pytest.rc"
+	} 2>&1 | tee "$tmp/pytest.out"
+	rc=$(cat "$tmp/pytest.rc" 2>/dev/null || echo 1)
 
-# pytest's last summary line, e.g. "3 failed, 40 passed, 1 error in 12.3s"
-# (with -q it may or may not be framed by "====").
-summary=$(grep -E '[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)' "$tmp/pytest.out" |
-	grep -E ' in [0-9.]+s' | tail -n 1)
+	# pytest's last summary line, e.g. "3 failed, 40 passed, 1 error in 12.3s"
+	# (with -q it may or may not be framed by "====").
+	summary=$(grep -E '[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)' "$tmp/pytest.out" |
+		grep -E ' in [0-9.]+s' | tail -n 1)
+	p=$(($(count passed) + $(count xpassed)))
+	f=$(($(count failed) + $(count errors) + $(count error)))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# Collection error, nothing collected (5), timeout (124), crash.
+		echo "** pytest exited with status $rc"
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
 count() { # word
 	echo "$summary" | tr ',' '\n' | sed -n "s/^[ =]*\([0-9][0-9]*\) $1[ =]*\( in .*\)\{0,1\}$/\1/p" |
 		awk '{ n += $1 } END { print n + 0 }'
 }
-p=$(($(count passed) + $(count xpassed)))
-f=$(($(count failed) + $(count errors) + $(count error)))
-if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-	# Collection error, nothing collected (5), timeout (124), crash.
-	echo "** pytest exited with status $rc"
-	f=1
+
+cd "$root" || exit 2
+run_pytest tests/integration -- tests/integration
+
+# The daemon's core integration tests again under valgrind (leaks are
+# errors), unless the daemon is a sanitizer build (the two do not mix).
+if command -v valgrind >/dev/null 2>&1 && [ -z "${TABLELOCK_SKIP_VALGRIND:-}" ] &&
+	! nm -u "$daemon" 2>/dev/null | grep -q __asan; then
+	run_pytest "tests/integration/test_core.py under valgrind" TABLELOCK_VALGRIND=1 -- \
+		tests/integration/test_core.py
 fi
-passed=$((passed + p))
-failed=$((failed + f))
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

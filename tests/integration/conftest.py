@@ -98,16 +98,22 @@ class MariaDB:
         self.proc = None
 
     def start(self):
+        # A private tmpdir: the bootstrap names its temporary tables by pid,
+        # and two installs sharing /tmp (parallel suites) can collide.
+        self.tmpdir = os.path.join(self.dir, "tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
         install = subprocess.run(
             ["mariadb-install-db", "--no-defaults", "--datadir=" + self.datadir,
-             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
+             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
+             "--tmpdir=" + self.tmpdir],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         if install.returncode != 0:
             raise RuntimeError("mariadb-install-db failed:\n" + install.stdout.decode(errors="replace"))
         self.proc = subprocess.Popen(
             ["mariadbd", "--no-defaults", "--datadir=" + self.datadir, "--socket=" + self.sock,
              "--skip-networking", "--user=root", "--pid-file=" + os.path.join(self.dir, "pid"),
-             "--log-error=" + self.errlog, "--innodb-buffer-pool-size=64M"],
+             "--log-error=" + self.errlog, "--innodb-buffer-pool-size=64M",
+             "--tmpdir=" + self.tmpdir],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + scaled(60)
