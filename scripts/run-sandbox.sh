@@ -168,11 +168,11 @@ While the lease is held, the tables are locked for every MySQL client:
   mariadb --no-defaults -S ./run/mysql.sock -uroot demo -e 'SELECT * FROM accounts'
 waits until you send commit (or rollback, or close socat).
 
-Or in one go (stdin stays open a moment, so that the answers arrive before
-socat closes the connection, which would end the lease):
-  (printf '%s\n' '{"op":"acquire","read":["accounts"]}' \\
-     '{"op":"query","sql":"SELECT owner, balance FROM accounts ORDER BY id"}' '{"op":"commit"}'
-   sleep 1) | socat - UNIX-CONNECT:./run/tablelockd.sock
+Or in one go (the daemon answers everything sent, then closes; a lease
+left uncommitted at the end is rolled back):
+  printf '%s\n' '{"op":"acquire","read":["accounts"]}' \\
+     '{"op":"query","sql":"SELECT owner, balance FROM accounts ORDER BY id"}' \\
+     '{"op":"commit"}' | socat -t 5 - UNIX-CONNECT:./run/tablelockd.sock
 
 EOF
 
