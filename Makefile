@@ -31,8 +31,10 @@ all: deps $(DAEMON)
 deps:
 	@sh scripts/deps.sh
 
+# Replaced by rename, never rewritten in place: a running daemon (a test,
+# a benchmark) keeps its binary intact.
 $(DAEMON): $(BUILD)/tablelockd
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/tablelockd: $(DAEMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -325,6 +325,8 @@ access_parse_rule(const char *value, struct access_rule *r, char *why, size_t wh
 	const char *p = value;
 	struct access_word w;
 
+	if (value == NULL)
+		return access_fail(why, whysize, "empty rule");
 	for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++)
 		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
 			return access_fail(why, whysize,

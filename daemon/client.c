@@ -546,6 +546,19 @@ client_push(struct client *c, json_t *ev)
 }
 
 void
+client_flush_and_close(struct client *c)
+{
+	if (c->state == CLIENT_CLOSED)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		client_close(c, "daemon shutdown");
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	client_enter_state(c, CLIENT_CLOSING);
+}
+
+void
 client_close(struct client *c, const char *why)
 {
 	struct timeval now = {0, 0};
@@ -569,6 +582,7 @@ client_close(struct client *c, const char *why)
 	/* Freed from a fresh loop iteration: callers up the stack may still
 	 * look at c (tmux's rule: never free what a callback is using). */
 	event_base_once(server.base, -1, EV_TIMEOUT, client_free_cb, c, &now);
+	server_client_closed();
 }
 
 static void

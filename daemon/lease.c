@@ -729,7 +729,10 @@ lease_statement_done(struct session *s, struct session_result *r, void *arg)
 	lease_enter_state(l, LEASE_HELD);
 	if (r->code != 0 || l->statement_timed_out) {
 		json_t *err;
-		if (l->statement_timed_out && r->interrupted) {
+		/* A statement interrupted by the timeout may still end
+		 * "successfully" (SLEEP() returns 1 when killed): the timeout
+		 * is the answer either way. */
+		if (l->statement_timed_out) {
 			err = client_error(c, PROTO_ERR_STATEMENT_TIMEOUT, "");
 			json_object_set_new(json_object_get(err, "error"), "message",
 					    json_sprintf("statement ran over timeout_ms (%lld ms) "

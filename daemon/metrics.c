@@ -175,7 +175,8 @@ metrics_handle(struct evhttp_request *req, void *arg)
 	struct buf b = {0};
 
 	(void)arg;
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_send_error(req, 405, "only GET");
 		return;
 	}

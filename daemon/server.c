@@ -24,12 +24,27 @@ struct server server;
 
 static struct event *server_drain_timer;
 static struct event *server_grace_timer;
+static struct event *server_flush_timer;
+
+/* How long shutdown waits for clients to take their last answers. */
+#define SERVER_FLUSH_MS 1000
+
+static void server_exit(void);
+static void
+server_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	server_exit();
+}
 
 static void server_finish(void);
 static void server_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void server_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void server_grace_cb(evutil_socket_t fd, short what, void *arg);
 static void server_end_leases(bool held_too);
+static unsigned int server_count_held(void);
 static void server_report_fixed(const char *section, const char *name, void *arg);
 
 uint64_t
@@ -135,7 +150,7 @@ server_shutdown(const char *why, bool now)
 			struct timeval tv = {(time_t)(server.conf.drain_timeout_ms / 1000),
 					     (suseconds_t)(server.conf.drain_timeout_ms % 1000 * 1000)};
 			log_info("%s: draining: %u held leases may finish within %lld ms", why,
-				 server.nleases, (long long)server.conf.drain_timeout_ms);
+				 server_count_held(), (long long)server.conf.drain_timeout_ms);
 			server_drain_timer = evtimer_new(server.base, server_drain_cb, NULL);
 			evtimer_add(server_drain_timer, &tv);
 			return;
@@ -159,6 +174,18 @@ server_shutdown(const char *why, bool now)
 		server_grace_timer = evtimer_new(server.base, server_grace_cb, NULL);
 		evtimer_add(server_grace_timer, &tv);
 	}
+}
+
+static unsigned int
+server_count_held(void)
+{
+	unsigned int n = 0;
+	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
+		enum lease_state st = lease_get_state(l);
+		if (st != LEASE_WAITING && st != LEASE_LOCKING && st != LEASE_RELEASING)
+			n++;
+	}
+	return n;
 }
 
 static void
@@ -203,12 +230,54 @@ server_lease_freed(void)
 	}
 }
 
+static void
+server_exit(void)
+{
+	struct client *c;
+
+	if (server_flush_timer != NULL) {
+		event_free(server_flush_timer);
+		server_flush_timer = NULL;
+	}
+	while ((c = TAILQ_FIRST(&server.clients)) != NULL)
+		client_close(c, "daemon shutdown");
+	metrics_stop();
+	notify_stop();
+	pool_close(server.pool);
+	event_base_loopexit(server.base, NULL);
+}
+
+static void
+server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_warnx("shutdown: %u clients did not read their last answers; closing", server.nclients);
+	server_exit();
+}
+
+void
+server_client_closed(void)
+{
+	struct timeval now = {0, 0};
+
+	if (server.finishing && server.nclients == 0 && server_flush_timer != NULL) {
+		event_free(server_flush_timer);
+		server_flush_timer = NULL;
+		event_base_once(server.base, -1, EV_TIMEOUT, server_exit_cb, NULL, &now);
+	}
+}
+
 /* Everything is rolled back and unlocked (or its session is about to be
- * closed, which MySQL treats the same): close and leave the loop. */
+ * closed, which MySQL treats the same): send the answers already written
+ * (a commit made in the drain window must be acknowledged), close, and
+ * leave the loop. */
 static void
 server_finish(void)
 {
-	struct client *c;
+	struct client *c, *next;
+	struct timeval tv = {SERVER_FLUSH_MS / 1000, (SERVER_FLUSH_MS % 1000) * 1000};
 
 	server.finishing = true;
 	if (server_grace_timer != NULL) {
@@ -219,12 +288,16 @@ server_finish(void)
 		event_free(server_drain_timer);
 		server_drain_timer = NULL;
 	}
-	while ((c = TAILQ_FIRST(&server.clients)) != NULL)
-		client_close(c, "daemon shutdown");
-	metrics_stop();
-	notify_stop();
-	pool_close(server.pool);
-	event_base_loopexit(server.base, NULL);
+	for (c = TAILQ_FIRST(&server.clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		client_flush_and_close(c);
+	}
+	if (server.nclients == 0) {
+		server_exit();
+		return;
+	}
+	server_flush_timer = evtimer_new(server.base, server_flush_cb, NULL);
+	evtimer_add(server_flush_timer, &tv);
 }
 
 void

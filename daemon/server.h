@@ -64,6 +64,8 @@ void server_shutdown(const char *why, bool now);
 void server_reload(void);
 /* Derives parse options from the configuration. */
 void server_apply_options(void);
+/* A client is gone; finishes a shutdown waiting for its last answers. */
+void server_client_closed(void);
 /* The pool connected its first session, or found MySQL unreachable. */
 void server_pool_settled(bool reachable);
 /* Called by lease.c when a lease is gone; finishes a pending shutdown. */
