@@ -446,6 +446,18 @@ client_authenticate(struct client *c, const char *token)
 	if (!client_count_connection(c)) {
 		log_warnx("%s: max_connections_per_identity (%u) reached",
 			  c->identity.label, server.conf.max_connections_per_identity);
+		/* Refused: the connection stays as unauthenticated as it was. */
+		identity_detach(&c->identity);
+		free(c->identity.token);
+		c->identity.token = NULL;
+		c->identity.authenticated = c->peer.is_unix;
+		if (c->peer.is_unix)
+			identity_unix_label(&c->identity, c->peer.uid);
+		else
+			snprintf(c->identity.label, sizeof(c->identity.label),
+				 "unauthenticated@%s", c->peer.address);
+		if (c->peer.is_unix && client_count_connection(c) == false)
+			c->counted = false;
 		return false;
 	}
 	log_info("client %llu from %s: authenticated as %s", (unsigned long long)c->id,
@@ -543,6 +555,12 @@ void
 client_push(struct client *c, json_t *ev)
 {
 	client_write(c, ev);
+}
+
+void
+client_lease_gone(struct client *c)
+{
+	client_timers_update(c);
 }
 
 void

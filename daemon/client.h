@@ -63,6 +63,8 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen,
 		   enum client_transport transport);
 /* The only way out: ends the lease (rolled back), closes, frees later. */
 void client_close(struct client *c, const char *why);
+/* Its lease has ended (idle_timeout_ms applies again). */
+void client_lease_gone(struct client *c);
 /* Shutdown: sends what is already written, then closes. */
 void client_flush_and_close(struct client *c);
 

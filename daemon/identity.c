@@ -94,6 +94,12 @@ identity_unix(struct identity *id, uid_t uid, gid_t gid)
 	id->groups = xcalloc(e->ngroups, sizeof(char *));
 	for (size_t i = 0; i < e->ngroups; i++)
 		id->groups[i] = xstrdup(e->groups[i]);
+	identity_unix_label(id, uid);
+}
+
+void
+identity_unix_label(struct identity *id, uid_t uid)
+{
 	if (id->user != NULL)
 		snprintf(id->label, sizeof(id->label), "user:%s", id->user);
 	else

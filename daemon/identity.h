@@ -28,6 +28,8 @@ struct identity {
 /* Fills id for a unix peer (looks the uid up in the user database, once
  * per uid: the result is cached). */
 void identity_unix(struct identity *id, uid_t uid, gid_t gid);
+/* The label of a unix peer: "user:NAME", or "uid:N" without a name. */
+void identity_unix_label(struct identity *id, uid_t uid);
 /* Marks a TCP/TLS client authenticated by token or certificate. */
 void identity_set_token(struct identity *id, const char *name);
 void identity_set_cn(struct identity *id, const char *cn);

@@ -962,8 +962,10 @@ lease_detach(struct lease *l)
 {
 	if (l->client == NULL)
 		return;
-	if (l->client->lease == l)
+	if (l->client->lease == l) {
 		l->client->lease = NULL;
+		client_lease_gone(l->client);
+	}
 	l->client = NULL;
 }
 
