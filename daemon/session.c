@@ -75,6 +75,10 @@ struct session {
 	void *lost_arg;
 
 	unsigned int kills;	/* KILL QUERY statements in flight at us */
+	/* Connection parameters, copied for the whole non-blocking connect:
+	 * mysql_real_connect_cont() reuses the pointers given to _start, and
+	 * a reload may free the configuration's strings meanwhile. */
+	char *c_host, *c_user, *c_password, *c_database, *c_socket;
 	bool connected_before;	/* a later connect is a reconnect */
 };
 
@@ -107,6 +111,7 @@ static void session_result_clear(struct session_result *r);
 static void session_result_error(struct session *s);
 static void session_disconnect(struct session *s);
 static void session_call_unlocked(struct session *s);
+static void session_free_params(struct session *s);
 
 const char *
 session_state_name(enum session_state state)
@@ -128,12 +133,26 @@ session_new(struct pool *pool, unsigned int index, bool control)
 	return s;
 }
 
+static void
+session_free_params(struct session *s)
+{
+	free(s->c_host);
+	free(s->c_user);
+	if (s->c_password != NULL)
+		explicit_bzero(s->c_password, strlen(s->c_password));
+	free(s->c_password);
+	free(s->c_database);
+	free(s->c_socket);
+	s->c_host = s->c_user = s->c_password = s->c_database = s->c_socket = NULL;
+}
+
 void
 session_free(struct session *s)
 {
 	if (s == NULL)
 		return;
 	session_disconnect(s);
+	session_free_params(s);
 	event_free(s->retry);
 	buf_free(&s->sql);
 	session_result_clear(&s->result);
@@ -251,6 +270,12 @@ session_connect(struct session *s, unsigned int delay_ms)
 		evtimer_add(s->retry, &tv);
 		return;
 	}
+	session_free_params(s);
+	s->c_host = c->host != NULL ? xstrdup(c->host) : NULL;
+	s->c_user = c->user != NULL ? xstrdup(c->user) : NULL;
+	s->c_password = c->password != NULL ? xstrdup(c->password) : NULL;
+	s->c_database = c->database != NULL ? xstrdup(c->database) : NULL;
+	s->c_socket = c->socket != NULL ? xstrdup(c->socket) : NULL;
 	s->mysql = mysql_init(NULL);
 	if (s->mysql == NULL) {
 		session_fail(s, "mysql_init failed");
@@ -394,8 +419,8 @@ session_step(struct session *s, int ready)
 		case STEP_CONNECT:
 			if (ready < 0)
 				status = mysql_real_connect_start(
-					&s->ret_mysql, s->mysql, c->host, c->user, c->password,
-					c->database, c->port, c->socket, 0);
+					&s->ret_mysql, s->mysql, s->c_host, s->c_user, s->c_password,
+					s->c_database, c->port, s->c_socket, 0);
 			else
 				status = mysql_real_connect_cont(&s->ret_mysql, s->mysql, ready);
 			if (status != 0)

@@ -385,7 +385,10 @@ def test_disconnect_while_lock_tables_is_pending_in_mysql(daemon, observer, outs
     pending = named_client(d, "pending")
     send_acquire(pending, write=["t1"], wait_ms=20000)
     wait_state(d, "pending", "locking")
-    assert observer.daemon_waiting(), "state is locking but no daemon LOCK TABLES waits in MySQL"
+    # "locking" is shown once LOCK TABLES is sent; MySQL shows the wait a
+    # moment later.
+    wait_for(observer.daemon_waiting, timeout=2,
+             what="the daemon's LOCK TABLES to wait in MySQL")
     pending.close()
     t0 = time.monotonic()
     wait_for(lambda: not observer.daemon_waiting(), timeout=1,
@@ -409,7 +412,8 @@ def test_outside_lock_makes_acquire_wait_in_locking_then_time_out(daemon, observ
         send_acquire(c, write=["t1"], wait_ms=1500)
         entry = wait_state(d, "blocked", "locking", timeout=1.2)
         assert entry["write"] and short_names(entry["write"]) == ["t1"]
-        assert observer.daemon_waiting(), "no LOCK TABLES of the daemon waits in MySQL"
+        wait_for(observer.daemon_waiting, timeout=1,
+                 what="the daemon's LOCK TABLES to wait in MySQL")
         resp = c.recv_response(timeout=5)
         waited = elapsed_since(t0)
         assert error_code(resp) == "lock_timeout"
