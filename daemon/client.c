@@ -51,6 +51,8 @@ static bool client_count_connection(struct client *c);
 static void client_refuse(evutil_socket_t fd, const char *code, const char *message);
 static bool client_peer_gone(struct client *c);
 static bool client_half_close(struct client *c);
+static void client_send(struct client *c, const char *data, size_t len);
+static void client_close_after_flush(struct client *c, const char *why);
 
 static void
 client_enter_state(struct client *c, enum client_state state)
@@ -319,8 +321,7 @@ client_process(struct client *c)
 			snprintf(msg, sizeof(msg), "request line longer than max_request_bytes (%zu)",
 				 server.conf.max_request_bytes);
 			client_write(c, proto_response_error(NULL, PROTO_ERR_REQUEST_TOO_LARGE, msg));
-			client_enter_state(c, CLIENT_CLOSING);
-			bufferevent_disable(c->bev, EV_READ);
+			client_close_after_flush(c, "request too large");
 			break;
 		}
 		size_t i = 0;
@@ -334,10 +335,7 @@ client_process(struct client *c)
 	c->processing = false;
 	if (c->half_closed && c->state == CLIENT_READY) {
 		/* Everything it sent is answered: flush, then close. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			client_close(c, "closed after answering its last request");
-		else
-			client_enter_state(c, CLIENT_CLOSING);
+		client_close_after_flush(c, "closed after answering its last request");
 		return;
 	}
 	if (c->state == CLIENT_READY)
@@ -487,6 +485,26 @@ client_is_admin(struct client *c)
 	return access_is_admin(server.access, &view);
 }
 
+/* Writes at once when nothing is queued (the usual case: one answer per
+ * request), so an answer costs one send() and no event changes; whatever
+ * the socket does not take goes through the bufferevent. TLS always goes
+ * through the bufferevent. */
+static void
+client_send(struct client *c, const char *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (c->peer.transport != CLIENT_TLS && evbuffer_get_length(out) == 0) {
+		ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		}
+	}
+	if (len > 0)
+		bufferevent_write(c->bev, data, len);
+}
+
 static void
 client_write(struct client *c, json_t *obj)
 {
@@ -503,7 +521,7 @@ client_write(struct client *c, json_t *obj)
 		json_decref(err);
 	}
 	json_decref(obj);
-	bufferevent_write(c->bev, b.data, b.len);
+	client_send(c, b.data, b.len);
 	buf_free(&b);
 	/* A client that does not read its answers cannot make us buffer
 	 * without bound. */
@@ -566,10 +584,18 @@ client_lease_gone(struct client *c)
 void
 client_flush_and_close(struct client *c)
 {
+	client_close_after_flush(c, "daemon shutdown");
+}
+
+/* Closes once what is written has gone out (at once when nothing is
+ * queued: answers are usually sent straight away). */
+static void
+client_close_after_flush(struct client *c, const char *why)
+{
 	if (c->state == CLIENT_CLOSED)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		client_close(c, "daemon shutdown");
+		client_close(c, why);
 		return;
 	}
 	bufferevent_disable(c->bev, EV_READ);

@@ -54,6 +54,7 @@ struct lease {
 	bool killing;		/* a KILL QUERY was sent for the running statement */
 	bool committing;	/* LEASE_ENDING commits (else rolls back) */
 	bool rolled_back;	/* LEASE_ENDING: ROLLBACK done, UNLOCK TABLES next */
+	bool accounted;		/* counted in totals and metrics */
 	bool renewing;		/* LEASE_RUNNING runs a renew's keep-alive */
 	struct identity_count *waiting_count; /* counted as waiting for its identity */
 	struct buf sql;
@@ -82,6 +83,7 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 };
 
 static void lease_enter_state(struct lease *l, enum lease_state state);
+static void lease_account(struct lease *l);
 static void lease_granted(struct lease *l);
 static void lease_uncount_waiting(struct lease *l);
 static void lease_session_ready(struct pool_waiter *w, struct session *s);
@@ -182,6 +184,52 @@ lease_find(uint64_t id)
 	return NULL;
 }
 
+/* Counts how the lease ended (once): totals and metrics. */
+static void
+lease_account(struct lease *l)
+{
+	struct server_totals *t = &server.totals;
+	uint64_t now = server_now_us();
+
+	if (l->accounted)
+		return;
+	l->accounted = true;
+	switch (l->end) {
+	case LEASE_END_COMMIT:
+		t->committed++;
+		break;
+	case LEASE_END_ROLLBACK:
+		t->rolled_back++;
+		break;
+	case LEASE_END_EXPIRED:
+		t->expired++;
+		break;
+	case LEASE_END_DISCONNECT:
+		t->released_on_disconnect++;
+		break;
+	case LEASE_END_LOCK_TIMEOUT:
+		t->lock_timeouts++;
+		break;
+	case LEASE_END_REVOKED:
+		t->revoked++;
+		break;
+	case LEASE_END_LOST:
+		t->lost++;
+		break;
+	case LEASE_END_SHUTDOWN:
+		t->shutdown++;
+		break;
+	case LEASE_END_FAILED:
+	case LEASE_END_NONE:
+	case LEASE_END__COUNT:
+		t->failed++;
+		break;
+	}
+	metrics.leases_ended[l->end]++;
+	if (l->held_us != 0)
+		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
+}
+
 static void
 lease_enter_state(struct lease *l, enum lease_state state)
 {
@@ -190,6 +238,10 @@ lease_enter_state(struct lease *l, enum lease_state state)
 	log_debug("lease %llu: %s -> %s", (unsigned long long)l->id, lease_state_name(l->state),
 		  lease_state_name(state));
 	l->state = state;
+	/* From here on the lease is over for everyone but MySQL's cleanup:
+	 * count it now, so status right after an answer agrees with it. */
+	if (state == LEASE_RELEASING)
+		lease_account(l);
 }
 
 static void
@@ -993,7 +1045,6 @@ lease_unlocked(void *arg)
 static void
 lease_finish(struct lease *l)
 {
-	struct server_totals *t = &server.totals;
 	uint64_t now = server_now_us();
 
 	pool_cancel(server.pool, &l->waiter);
@@ -1004,40 +1055,7 @@ lease_finish(struct lease *l)
 	TAILQ_REMOVE(&server.leases, l, entry);
 	server.nleases--;
 
-	switch (l->end) {
-	case LEASE_END_COMMIT:
-		t->committed++;
-		break;
-	case LEASE_END_ROLLBACK:
-		t->rolled_back++;
-		break;
-	case LEASE_END_EXPIRED:
-		t->expired++;
-		break;
-	case LEASE_END_DISCONNECT:
-		t->released_on_disconnect++;
-		break;
-	case LEASE_END_LOCK_TIMEOUT:
-		t->lock_timeouts++;
-		break;
-	case LEASE_END_REVOKED:
-		t->revoked++;
-		break;
-	case LEASE_END_LOST:
-		t->lost++;
-		break;
-	case LEASE_END_SHUTDOWN:
-		t->shutdown++;
-		break;
-	case LEASE_END_FAILED:
-	case LEASE_END_NONE:
-	case LEASE_END__COUNT:
-		t->failed++;
-		break;
-	}
-	metrics.leases_ended[l->end]++;
-	if (l->held_us != 0)
-		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
+	lease_account(l);
 	if (l->held_us != 0)
 		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
 			 lease_end_name(l->end), (unsigned long long)((now - l->held_us) / 1000));

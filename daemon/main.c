@@ -158,7 +158,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "tablelockd: state_file: %s\n", err);
 		return 1;
 	}
-	server.base = event_base_new();
+	/* Precise timers: libevent's default clock here ticks every 4 ms,
+	 * which makes TTLs and wait_ms up to 4 ms late. */
+	struct event_config *evcfg = event_config_new();
+	event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	server.base = event_base_new_with_config(evcfg);
+	event_config_free(evcfg);
 	if (server.base == NULL) {
 		fprintf(stderr, "tablelockd: cannot create the event loop\n");
 		return 1;

@@ -50,6 +50,8 @@ struct session {
 
 	struct event io;	/* the socket and MySQL's own timeouts */
 	bool io_armed;
+	short io_flags;		/* as armed */
+	evutil_socket_t io_fd;
 	struct event *retry;	/* reconnect backoff */
 	unsigned int backoff_ms;
 
@@ -99,6 +101,7 @@ static void session_io_cb(evutil_socket_t fd, short what, void *arg);
 static void session_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void session_wait(struct session *s, int status);
 static void session_watch(struct session *s);
+static void session_arm(struct session *s, short what, const struct timeval *tv);
 static void session_exec(struct session *s, const char *sql, size_t len,
 			 void (*step_done)(struct session *s));
 static void session_fail(struct session *s, const char *why);
@@ -340,22 +343,43 @@ session_fail(struct session *s, const char *why)
 		session_connect(s, s->backoff_ms);
 }
 
-/* Stops watching; then, in IDLE and LENT, watches for the socket becoming
- * readable: MySQL sends nothing unasked, so readable means the server
- * killed the connection or went away. */
+/* Arms the socket event. A plain read wait (the common one: a statement
+ * was sent, its answer is awaited) and the idle watch below are the same
+ * persistent read event, left armed across statements, so the hot path
+ * costs no epoll_ctl; anything else (writes, MySQL's own timeouts) is
+ * armed once. */
+static void
+session_arm(struct session *s, short what, const struct timeval *tv)
+{
+	evutil_socket_t fd = mysql_get_socket(s->mysql);
+	short flags = what;
+
+	if (what == EV_READ && tv == NULL)
+		flags |= EV_PERSIST;
+	if (s->io_armed && s->io_flags == flags && s->io_fd == fd && tv == NULL)
+		return;
+	if (s->io_armed)
+		event_del(&s->io);
+	event_assign(&s->io, pool_base(s->pool), fd, flags, session_io_cb, s);
+	event_add(&s->io, tv);
+	s->io_armed = true;
+	s->io_flags = flags;
+	s->io_fd = fd;
+}
+
+/* In IDLE and LENT, watches for the socket becoming readable: MySQL sends
+ * nothing unasked, so readable means the server killed the connection or
+ * went away. */
 static void
 session_watch(struct session *s)
 {
-	if (s->io_armed) {
-		event_del(&s->io);
+	if (s->mysql == NULL || (s->state != SESSION_IDLE && s->state != SESSION_LENT)) {
+		if (s->io_armed)
+			event_del(&s->io);
 		s->io_armed = false;
-	}
-	if (s->mysql == NULL || (s->state != SESSION_IDLE && s->state != SESSION_LENT))
 		return;
-	event_assign(&s->io, pool_base(s->pool), mysql_get_socket(s->mysql), EV_READ,
-		     session_io_cb, s);
-	event_add(&s->io, NULL);
-	s->io_armed = true;
+	}
+	session_arm(s, EV_READ, NULL);
 }
 
 static void
@@ -374,12 +398,7 @@ session_wait(struct session *s, int status)
 		tv.tv_usec = (ms % 1000) * 1000;
 		tvp = &tv;
 	}
-	if (s->io_armed)
-		event_del(&s->io);
-	event_assign(&s->io, pool_base(s->pool), mysql_get_socket(s->mysql), what, session_io_cb,
-		     s);
-	event_add(&s->io, tvp);
-	s->io_armed = true;
+	session_arm(s, what, tvp);
 }
 
 static void
@@ -389,8 +408,9 @@ session_io_cb(evutil_socket_t fd, short what, void *arg)
 	int ready = 0;
 
 	(void)fd;
-	s->io_armed = false;
-	if (s->step == STEP_NONE) {
+	if (!(s->io_flags & EV_PERSIST))
+		s->io_armed = false;
+	if (s->step == STEP_NONE || s->deferred) {
 		/* The idle watch fired: the connection is gone. */
 		session_fail(s, s->state == SESSION_LENT ? "MySQL closed the session"
 							 : "MySQL closed an idle session");
@@ -574,10 +594,6 @@ session_exec(struct session *s, const char *sql, size_t len, void (*step_done)(s
 	buf_append(&s->sql, sql, len);
 	s->step_done = step_done;
 	s->step = STEP_QUERY;
-	if (s->io_armed) {
-		event_del(&s->io);
-		s->io_armed = false;
-	}
 	session_step(s, -1);
 }
 
