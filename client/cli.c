@@ -276,19 +276,19 @@ cli_address(void)
 }
 
 struct tablelock *
-cli_connect(const char *client)
+cli_connect(const char *client, int *status)
 {
 	struct tablelock_error err;
 	struct tablelock *tl;
 
 	tl = tablelock_connect(cli_address(), cli_timeout(), &err);
 	if (tl == NULL) {
-		cli_report(&err, NULL);
+		*status = cli_report(&err, NULL);
 		return NULL;
 	}
 	/* A token authenticates TCP connections (the daemon's access rules). */
 	if (tablelock_hello(tl, client, getenv("TABLELOCK_TOKEN"), cli_timeout()) != 0) {
-		cli_report(tablelock_last_error(tl), NULL);
+		*status = cli_report(tablelock_last_error(tl), NULL);
 		tablelock_close(tl);
 		return NULL;
 	}
@@ -456,8 +456,8 @@ cli_ping_main(int argc, char **argv)
 		return rc;
 	if (optind < argc)
 		return cli_usage_error("ping", "unexpected argument \"%s\"", argv[optind]);
-	if ((tl = cli_connect("tablelock ping")) == NULL)
-		return CLI_EXIT_UNREACHABLE;
+	if ((tl = cli_connect("tablelock ping", &rc)) == NULL)
+		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	if (tablelock_ping(tl, cli_timeout()) != 0) {
 		rc = cli_report(tablelock_last_error(tl), "ping");
@@ -525,8 +525,8 @@ cli_revoke_main(int argc, char **argv)
 		                       "LEASE must be a lease id (a positive integer), "
 		                       "not \"%s\"",
 		                       argv[optind]);
-	if ((tl = cli_connect("tablelock revoke")) == NULL)
-		return CLI_EXIT_UNREACHABLE;
+	if ((tl = cli_connect("tablelock revoke", &rc)) == NULL)
+		return rc;
 	if (tablelock_revoke(tl, lease, cli_timeout()) != 0) {
 		const struct tablelock_error *err = tablelock_last_error(tl);
 		rc = cli_report(err, "revoke");

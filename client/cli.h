@@ -39,8 +39,8 @@ int cli_lock_timeout(int64_t wait_ms);
 bool cli_common_option(int opt, const char *arg, const char *command);
 
 /* Connects and says hello as client; on failure prints why (with what to
- * do) and returns NULL. */
-struct tablelock *cli_connect(const char *client);
+ * do), sets *status to the exit status it deserves and returns NULL. */
+struct tablelock *cli_connect(const char *client, int *status);
 /* Prints err the way a person can act on it ("tablelock: …" and a hint)
  * and returns the exit status it deserves. context prefixes the message. */
 int cli_report(const struct tablelock_error *err, const char *context);

@@ -213,10 +213,8 @@ cli_exec_main(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 
-	if ((tl = cli_connect("tablelock exec")) == NULL) {
-		rc = CLI_EXIT_UNREACHABLE;
+	if ((tl = cli_connect("tablelock exec", &rc)) == NULL)
 		goto out;
-	}
 	lock.tables = tables.tables;
 	lock.ntables = tables.n;
 	results = xcalloc(plan.nstatements, sizeof(*results));

@@ -283,10 +283,10 @@ shell_run(struct shell *sh)
 				perror("tablelock: reading input");
 				eof = true;
 			} else if (got == 0) {
+				/* A last line without its '\n' still counts. */
 				eof = true;
 				if (proto_frame_pending(&in) > 0)
-					proto_frame_feed(&in, "\n",
-					                 1); /* a last unterminated line */
+					proto_frame_feed(&in, "\n", 1);
 			} else if (got > 0) {
 				proto_frame_feed(&in, chunk, (size_t)got);
 			}
@@ -358,10 +358,8 @@ cli_shell_main(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 
-	if ((sh.tl = cli_connect("tablelock shell")) == NULL) {
-		rc = CLI_EXIT_UNREACHABLE;
+	if ((sh.tl = cli_connect("tablelock shell", &rc)) == NULL)
 		goto out;
-	}
 	lock.tables = tables.tables;
 	lock.ntables = tables.n;
 	if (tablelock_acquire(sh.tl, &lock, &sh.lease, cli_lock_timeout(lock.wait_ms)) != 0) {

@@ -222,8 +222,8 @@ status_fetch(struct tablelock **tl, struct buf *out, bool json)
 	struct tablelock_status *s;
 	int rc;
 
-	if (*tl == NULL && (*tl = cli_connect("tablelock status")) == NULL)
-		return CLI_EXIT_UNREACHABLE;
+	if (*tl == NULL && (*tl = cli_connect("tablelock status", &rc)) == NULL)
+		return rc;
 	if (tablelock_status(*tl, &s, cli_timeout()) != 0) {
 		rc = cli_report(tablelock_last_error(*tl), "status");
 		tablelock_close(*tl);

@@ -655,10 +655,10 @@ tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms, json_t **
 			                      tl->address, strerror(e));
 		}
 		if (n == 0) {
+			/* A last line without its '\n' still counts. */
 			tl->eof = true;
 			if (proto_frame_pending(&tl->frame) > 0)
-				proto_frame_feed(&tl->frame, "\n",
-				                 1); /* a last unterminated line */
+				proto_frame_feed(&tl->frame, "\n", 1);
 			continue;
 		}
 		proto_frame_feed(&tl->frame, chunk, (size_t)n);

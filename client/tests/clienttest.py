@@ -6,11 +6,17 @@ built binaries. Everything here talks to the real daemon started by the
 harness in tests/integration/conftest.py.
 """
 
+import hashlib
 import json
 import os
 import select
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(REPO, "client", "tablelock")
@@ -124,3 +130,32 @@ def open_socket_to_everyone(daemon):
     """The harness keeps the daemon's temp dir private (0700); let another
     uid reach the socket (the daemon itself sets the socket's mode)."""
     os.chmod(daemon.dir, 0o711)
+
+
+TCP_TOKEN = "client-test-token"
+
+
+@pytest.fixture
+def tcp_daemon(daemon):
+    """Factory: the daemon listening on its Unix socket and on TCP
+    127.0.0.1, with one token ("svc", TCP_TOKEN). Returns (daemon, address)."""
+    dirs = []
+
+    def start(**sections):
+        sockdir = tempfile.mkdtemp(prefix="tl-c-", dir="/tmp")
+        dirs.append(sockdir)
+        sock = os.path.join(sockdir, "tl.sock")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        sections.setdefault("daemon", {})["listen"] = ["unix:" + sock, "tcp:127.0.0.1:%d" % port]
+        sections["tokens"] = {"svc": hashlib.sha256(TCP_TOKEN.encode()).hexdigest()}
+        d = daemon(wait=False, **sections)
+        d.sock = sock  # the harness pings it to know the daemon is ready
+        d.wait_ready()
+        return d, "tcp:127.0.0.1:%d" % port
+
+    yield start
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)

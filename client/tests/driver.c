@@ -8,6 +8,7 @@
  * through the typed accessors, so the tests check those too.
  */
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,17 @@ driver_poll(const json_t *cmd)
 	return resp;
 }
 
+/* Waits until the daemon sent something (an event), without reading it:
+ * what a caller's own poll loop does with tablelock_fd(). */
+static json_t *
+driver_wait_readable(const json_t *cmd)
+{
+	struct pollfd pfd = {.fd = tablelock_fd(driver_tl), .events = POLLIN};
+	int n = poll(&pfd, 1, driver_timeout(cmd));
+
+	return json_pack("{s:b,s:b}", "ok", 1, "readable", n > 0);
+}
+
 static json_t *
 driver_last_response(const json_t *cmd)
 {
@@ -465,14 +477,23 @@ static const struct {
 	driver_fn *fn;
 	bool needs_handle;
 } driver_commands[] = {
-    {"connect", driver_connect, false}, {"close", driver_close, false},
-    {"ping", driver_ping, true},        {"hello", driver_hello, true},
-    {"acquire", driver_acquire, true},  {"query", driver_query, true},
-    {"commit", driver_commit, true},    {"rollback", driver_rollback, true},
-    {"renew", driver_renew, true},      {"transact", driver_transact, true},
-    {"status", driver_status, true},    {"revoke", driver_revoke, true},
-    {"poll", driver_poll, true},        {"last_response", driver_last_response, true},
-    {"sleep", driver_sleep, false},     {"codes", driver_codes, false},
+    {"connect", driver_connect, false},
+    {"close", driver_close, false},
+    {"ping", driver_ping, true},
+    {"hello", driver_hello, true},
+    {"acquire", driver_acquire, true},
+    {"query", driver_query, true},
+    {"commit", driver_commit, true},
+    {"rollback", driver_rollback, true},
+    {"renew", driver_renew, true},
+    {"transact", driver_transact, true},
+    {"status", driver_status, true},
+    {"revoke", driver_revoke, true},
+    {"poll", driver_poll, true},
+    {"wait_readable", driver_wait_readable, true},
+    {"last_response", driver_last_response, true},
+    {"sleep", driver_sleep, false},
+    {"codes", driver_codes, false},
 };
 
 int

@@ -4,6 +4,7 @@ ping, version, revoke. Outcomes are checked through the observer."""
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "client", "tests"))
-from clienttest import AS_NOBODY, CLI, cli, open_socket_to_everyone, wait_until  # noqa: E402
+from clienttest import (AS_NOBODY, CLI, TCP_TOKEN, cli, open_socket_to_everyone,  # noqa: E402,F401
+                        tcp_daemon, wait_until)
+from conftest import scaled  # noqa: E402
 
 COMMANDS = ["status", "exec", "shell", "ping", "version", "revoke"]
 
@@ -162,21 +165,36 @@ def test_status_watch_refreshes(daemon, tables):
     d = daemon()
     env = dict(os.environ, TABLELOCK_SOCKET=d.sock)
     proc = subprocess.Popen([CLI, "status", "--watch", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, env=env)
+    out = b""
+
+    def read_until(text, timeout=10.0):
+        nonlocal out
+        deadline = time.monotonic() + scaled(timeout)
+        while text not in out:
+            left = deadline - time.monotonic()
+            assert left > 0, "no %r in --watch output:\n%s" % (text, out.decode())
+            if select.select([proc.stdout], [], [], left)[0]:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                assert chunk, "status --watch ended:\n" + out.decode()
+                out += chunk
+
     try:
-        time.sleep(0.7)
+        read_until(b"0 leases")
         with d.client() as c:
             ok(c.call({"op": "hello", "client": "watched"}))
             ok(c.call({"op": "acquire", "write": ["t1"]}))
-            time.sleep(0.7)
+            read_until(b"watched")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        rest, err = proc.communicate(timeout=10)
+    out += rest
     assert proc.returncode == 0, err
-    screens = [s for s in out.split("tablelockd at ") if s.strip()]
-    assert len(screens) >= 4, out
+    screens = [s for s in out.decode().split("tablelockd at ") if s.strip()]
+    assert len(screens) >= 2
     assert "0 leases" in screens[0]
-    assert any("watched" in s and "held" in s for s in screens)
+    watched = [s for s in screens if "watched" in s][0]
+    assert "1 lease: 1 held" in watched and "WRITE app.t1" in watched
 
 
 # ---------------------------------------------------------------- exec
@@ -282,13 +300,15 @@ def test_shell_failed_statement_from_a_pipe_rolls_back(daemon, tables, observer)
 def test_shell_renews_while_waiting_for_input(daemon, tables, observer):
     d = daemon()
     env = dict(os.environ, TABLELOCK_SOCKET=d.sock)
-    proc = subprocess.Popen([CLI, "shell", "-w", "t1", "--ttl", "600"], stdin=subprocess.PIPE,
+    ttl = scaled(0.9)
+    proc = subprocess.Popen([CLI, "shell", "-w", "t1", "--ttl", "%dms" % (ttl * 1000)],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         proc.stdin.write("UPDATE t1 SET v = 42 WHERE id = 1\n")
         proc.stdin.flush()
         wait_until(lambda: not observer.can_write("t1"), what="the shell's lease")
-        time.sleep(2.0)  # more than three TTLs of silence
+        time.sleep(3 * ttl)  # three TTLs of silence on stdin
         assert proc.poll() is None
         assert not observer.can_write("t1")  # still held: renewed
         out, err = proc.communicate(input="commit\n", timeout=20)
@@ -364,3 +384,14 @@ def test_nobody_can_run_the_cli(daemon):
     assert p.stdout.strip() == "65534"
     p = cli(["ping"], sock=d.sock, user="nobody")
     assert p.returncode == 0, p.stderr
+
+
+def test_tcp_address_and_token(tcp_daemon, tables, observer):
+    d, address = tcp_daemon()
+    p = cli(["-s", address, "exec", "-w", "t1", "-e", "UPDATE t1 SET v = 9 WHERE id = 1"],
+            env={"TABLELOCK_TOKEN": TCP_TOKEN})
+    assert p.returncode == 0, p.stderr
+    assert observer.value("t1", 1) == 9
+    p = cli(["-s", address, "status"], env={"TABLELOCK_TOKEN": "not-it"})
+    assert p.returncode == 1
+    assert "[unauthenticated]" in p.stderr and "TABLELOCK_TOKEN" in p.stderr

@@ -7,6 +7,7 @@ class with _meta.db_table, which is all the client reads from them.
 
 import decimal
 import os
+import select
 import sys
 import time
 
@@ -18,7 +19,8 @@ import tablelock  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "client", "tests"))
-from clienttest import wait_until  # noqa: E402
+from clienttest import TCP_TOKEN, tcp_daemon, wait_until  # noqa: E402,F401
+from conftest import scaled  # noqa: E402
 
 
 class _Meta:
@@ -91,7 +93,9 @@ def test_lock_timeout(daemon, tables):
             b.acquire(read=["t1"], wait_ms=200)
         assert e.value.code == "lock_timeout"
         a.rollback()
-        b.acquire(read=["t1"], wait_ms=0).rollback()
+        # The daemon frees the tables once UNLOCK TABLES is done, just after
+        # answering the rollback: wait for them rather than try once.
+        b.acquire(read=["t1"], wait_ms=2000).rollback()
 
 
 def test_daemon_not_running(tmp_path):
@@ -101,9 +105,11 @@ def test_daemon_not_running(tmp_path):
 
 
 def test_expired_lease_is_raised_by_the_next_call(client, tables, observer):
-    lease = client.acquire(write=["t1"], ttl_ms=300)
+    lease = client.acquire(write=["t1"], ttl_ms=int(scaled(0.3) * 1000))
     client.query("UPDATE t1 SET v = 0")
     wait_until(lambda: observer.can_write("t1"), what="expiry")
+    # The event is on its way; once it is here, the next call reports it.
+    assert select.select([client.fileno()], [], [], scaled(5))[0], "no event from the daemon"
     with pytest.raises(tablelock.LeaseEndedError) as e:
         client.ping()
     assert e.value.code == "lease_expired" and e.value.lease == lease.id
@@ -113,9 +119,9 @@ def test_expired_lease_is_raised_by_the_next_call(client, tables, observer):
 
 def test_block_whose_lease_expired_does_not_pass_silently(client, tables, observer):
     with pytest.raises(tablelock.LeaseEndedError) as e:
-        with client.lock(write=["t1"], ttl_ms=300) as lease:
+        with client.lock(write=["t1"], ttl_ms=int(scaled(0.3) * 1000)) as lease:
             lease.query("UPDATE t1 SET v = 1")
-            time.sleep(1.0)
+            time.sleep(scaled(1.0))
     assert e.value.code == "lease_expired"
     assert observer.value("t1", 1) == 10
 
@@ -126,7 +132,7 @@ def test_poll_and_lease_lost(client, tables, observer):
     assert client.poll(0) is None
     thread = [l for l in client.status()["leases"] if l["lease"] == lease.id][0]["mysql_thread"]
     observer.execute("KILL CONNECTION %d" % thread)
-    ev = client.poll(5.0)
+    ev = client.poll(scaled(5.0))
     assert ev["event"] == "lease_lost" and ev["lease"] == lease.id
     assert not lease.active
     assert observer.value("t1", 1) == 10
@@ -181,13 +187,13 @@ def test_aliases_renew_status_and_revoke(daemon, tables, observer):
 
 def test_call_timeout_closes_the_connection_and_rolls_back(daemon, tables, observer):
     d = daemon()
-    with tablelock.Client(d.sock, timeout=0.5) as c:
+    with tablelock.Client(d.sock, timeout=scaled(0.5)) as c:
         c.acquire(write=["t1"])
         c.query("UPDATE t1 SET v = 1")
         t0 = time.monotonic()
         with pytest.raises(tablelock.TablelockTimeout) as e:
-            c.query("SELECT SLEEP(3)")
-        assert e.value.code == "timeout" and time.monotonic() - t0 < 2
+            c.query("SELECT SLEEP(%d)" % int(scaled(3)))
+        assert e.value.code == "timeout" and time.monotonic() - t0 < scaled(2)
         with pytest.raises(tablelock.ConnectError) as e:
             c.ping()
         assert e.value.code == "closed"
@@ -206,3 +212,15 @@ def test_usage_errors_send_nothing(client, tables):
     assert e.value.code == "usage"
     assert client.lease is not None  # still held
     client.rollback()
+
+
+def test_tcp_with_a_token(tcp_daemon, tables, observer):
+    d, address = tcp_daemon()
+    with tablelock.Client(address) as c:
+        with pytest.raises(tablelock.TablelockError) as e:
+            c.acquire(write=["t1"])
+        assert e.value.code == "unauthenticated"
+    with tablelock.Client(address, name="tcp-py", token=TCP_TOKEN) as c:
+        with c.lock(write=[Choice]) as lease:
+            lease.query("UPDATE t1 SET v = 4 WHERE id = 1")
+    assert observer.value("t1", 1) == 4
