@@ -25,7 +25,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
 DAEMON := daemon/tablelockd
 
-.PHONY: all deps units test test-unit test-integration test-asan run clean bench
+.PHONY: all deps units fuzz test test-unit test-integration test-asan run clean bench
 all: deps $(DAEMON)
 
 deps:
@@ -79,6 +79,7 @@ clean:
 # Each part keeps its own build rules beside its sources.
 -include client/client.mk
 -include mk/install.mk
+-include tests/fuzz/fuzz.mk
 -include bench/bench.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

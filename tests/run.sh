@@ -102,6 +102,24 @@ count() { # word
 }
 
 cd "$root" || exit 2
+
+# ---- fuzzing: each libFuzzer harness for a short time (seeds first, so
+# every crash kept as a regression seed is replayed). `make fuzz` runs
+# them longer.
+if command -v clang >/dev/null 2>&1 && [ -z "${TABLELOCK_SKIP_FUZZ:-}" ]; then
+	echo "== tests/fuzz (${TABLELOCK_FUZZ_SECONDS:-12} s each)"
+	sh tests/fuzz/run.sh "${TABLELOCK_FUZZ_SECONDS:-12}" "$build" 2>&1 | tee "$tmp/fuzz.out"
+	p=$(grep -c '^fuzz [a-z_]*: ok' "$tmp/fuzz.out")
+	f=$(grep -c '^fuzz [a-z_]*: ' "$tmp/fuzz.out")
+	f=$((f - p))
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		echo "** the fuzz harnesses did not run"
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+fi
+
 run_pytest tests/integration -- tests/integration
 
 # The daemon's core integration tests again under valgrind (leaks are

@@ -422,6 +422,54 @@ VALGRIND_SUPPRESSIONS = """
 """
 
 
+
+# ---------------------------------------------------------------- request helpers
+# Shared by the test files: one way to spell each request.
+
+
+def acquire(c, write=(), read=(), wait_ms=2000, ttl_ms=10000, **extra):
+    req = {"op": "acquire"}
+    if write:
+        req["write"] = list(write)
+    if read:
+        req["read"] = list(read)
+    if wait_ms is not None:
+        req["wait_ms"] = wait_ms
+    if ttl_ms is not None:
+        req["ttl_ms"] = ttl_ms
+    req.update(extra)
+    return c.call(req, timeout=(wait_ms or 0) / 1000.0 + 10)
+
+
+def send_acquire(c, write=(), read=(), wait_ms=20000, ttl_ms=10000):
+    """Sends an acquire without waiting for its answer (for waiters)."""
+    req = {"op": "acquire", "wait_ms": wait_ms, "ttl_ms": ttl_ms}
+    if write:
+        req["write"] = list(write)
+    if read:
+        req["read"] = list(read)
+    c.send(req)
+
+
+def query(c, sql, params=None, timeout=None):
+    req = {"op": "query", "sql": sql}
+    if params is not None:
+        req["params"] = params
+    return c.call(req, timeout=timeout)
+
+
+def named_client(d, name):
+    c = d.client()
+    ok(c.call({"op": "hello", "client": name}))
+    return c
+
+
+def status(d):
+    with d.client() as c:
+        resp = ok(c.call({"op": "status"}))
+    assert isinstance(resp.get("leases"), list), "status without a leases list: %r" % resp
+    return resp
+
 class Daemon:
     """The real tablelockd on a private socket, configured by a file in a temp dir."""
 

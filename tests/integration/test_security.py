@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from conftest import DAEMON_PASSWORD, REPO, error_code, ok, scaled, wait_for
+from conftest import DAEMON_PASSWORD, REPO, acquire, error_code, ok, scaled, wait_for
 
 LOG = logging.getLogger("test_security")
 
@@ -109,13 +109,6 @@ def settle(c, expected):
     wait_for(lambda: clients_count(c) == expected, timeout=5, what="%d open connections" % expected)
 
 
-def acquire(c, write=(), read=(), wait_ms=2000, ttl_ms=10000):
-    req = {"op": "acquire", "wait_ms": wait_ms, "ttl_ms": ttl_ms}
-    if write:
-        req["write"] = list(write)
-    if read:
-        req["read"] = list(read)
-    return c.call(req, timeout=wait_ms / 1000.0 + 10)
 
 
 def leases_on(status_resp, table):

@@ -9,7 +9,8 @@ import time
 import pymysql
 import pytest
 
-from conftest import DATABASE, error_code, ok, scaled, wait_for
+import conftest
+from conftest import DATABASE, error_code, ok, query, scaled, status, wait_for
 
 # ---------------------------------------------------------------- helpers
 
@@ -21,20 +22,9 @@ ER_STATEMENT_TIMEOUT = 1969
 ER_LOCK_WAIT_TIMEOUT = 1205
 
 
-def acquire(c, write=("t1",), read=(), wait_ms=2000, ttl_ms=10000):
-    req = {"op": "acquire", "wait_ms": wait_ms, "ttl_ms": ttl_ms}
-    if write:
-        req["write"] = list(write)
-    if read:
-        req["read"] = list(read)
-    return c.call(req, timeout=wait_ms / 1000.0 + 10)
-
-
-def query(c, sql, params=None, timeout=None):
-    req = {"op": "query", "sql": sql}
-    if params is not None:
-        req["params"] = params
-    return c.call(req, timeout=timeout)
+def acquire(c, write=("t1",), **kwargs):
+    """Most tests here lock t1 for write."""
+    return conftest.acquire(c, write, **kwargs)
 
 
 def transact(c, statements, write=("t1",), read=(), wait_ms=2000, ttl_ms=10000, timeout=None):
@@ -83,11 +73,6 @@ def mysql_error(resp, errno):
     assert err.get("mysql_errno") == errno and is_int(err["mysql_errno"]), "expected errno %d: %r" % (errno, resp)
     assert isinstance(err.get("sqlstate"), str) and len(err["sqlstate"]) == 5, "bad sqlstate: %r" % resp
     return err
-
-
-def status(d):
-    with d.client() as c:
-        return ok(c.call({"op": "status"}))
 
 
 def lease_entry(d, lease):

@@ -226,7 +226,8 @@ test_rules_add_up(void **state)
 	const char *groups[] = {"staff", "ops"};
 	struct access_identity alice = unix_peer(1000, "alice", groups, 2);
 	struct access *a = RULES("user:alice read app.a", "group:ops write app.b",
-				 "uid:1000 read app.c", "group:staff admin", "user:alice read app.d");
+				 "uid:1000 read app.c", "group:staff admin",
+				 "user:alice read app.d");
 
 	assert_true(access_may_lock(a, &alice, "app", "a", false));
 	assert_true(access_may_lock(a, &alice, "app", "b", true));
@@ -345,7 +346,8 @@ test_errors(void **state)
 				 "token:NAME, cn:NAME or *)"},
 		{"user: read *", "empty name in 'user:'"},
 		{"cn: admin", "empty name in 'cn:'"},
-		{"cn:* read *", "bad name in 'cn:*': names are literal (for anyone, write * alone)"},
+		{"cn:* read *",
+		 "bad name in 'cn:*': names are literal (for anyone, write * alone)"},
 		{"uid:abc read *", "bad name in 'uid:abc': a uid is a number from 0 to 4294967294"},
 		{"uid:-1 read *", "bad name in 'uid:-1': a uid is a number from 0 to 4294967294"},
 		{"uid:4294967295 read *",
@@ -364,9 +366,11 @@ test_errors(void **state)
 		{"user:alice read app.t\xff",
 		 "bad pattern 'app.t\xff': table name is not valid UTF-8 (at byte 1)"},
 		{"user:alice read *.t",
-		 "bad pattern '*.t': the database cannot be '*' (patterns are db.table, db.* or *)"},
+		 "bad pattern '*.t': the database cannot be '*' (patterns are db.table, db.* or "
+		 "*)"},
 		{"user:alice read *.*",
-		 "bad pattern '*.*': the database cannot be '*' (patterns are db.table, db.* or *)"},
+		 "bad pattern '*.*': the database cannot be '*' (patterns are db.table, db.* or "
+		 "*)"},
 		{"user:alice read app.order_*",
 		 "bad pattern 'app.order_*': '*' only stands alone (patterns are db.table, db.* or "
 		 "*)"},
@@ -378,7 +382,8 @@ test_errors(void **state)
 		 "unknown keyword 'app.t' after the identity (expected read, write or admin)"},
 		{"user:alice admin app.t", "unknown keyword 'app.t' after admin, which takes no "
 					   "patterns (expected read, write or admin)"},
-		{"user:alice", "the rule for 'user:alice' grants nothing (add read, write or admin)"},
+		{"user:alice",
+		 "the rule for 'user:alice' grants nothing (add read, write or admin)"},
 		{"*", "the rule for '*' grants nothing (add read, write or admin)"},
 		{"user:alice read",
 		 "read needs at least one pattern (patterns are db.table, db.* or *)"},
@@ -422,9 +427,15 @@ test_error_buffers(void **state)
 	assert_int_equal(access_compile(&l, "t.conf", &a, err, 0), -1);
 	assert_int_equal(err[0], 't');
 
+	/* A missing value is an empty one. */
+	char *missing[] = {NULL};
+	struct conf_list holes = {missing, lines, 1};
+	char full[200];
+	assert_int_equal(access_compile(&holes, "t.conf", &a, full, sizeof full), -1);
+	assert_string_equal(full, "t.conf:42: [access] allow: empty rule");
+
 	/* No line numbers, no file name. */
 	struct conf_list bare = {items, NULL, 1};
-	char full[200];
 	assert_int_equal(access_compile(&bare, NULL, &a, full, sizeof full), -1);
 	assert_string_equal(full, "config: [access] allow: unknown keyword 'nope' after the "
 				  "identity (expected read, write or admin)");

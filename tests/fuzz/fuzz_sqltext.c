@@ -1,0 +1,241 @@
+/* libFuzzer harness for daemon/sqltext.c: counting, binding and the firewall, with invariants. */
+/*
+ * Built by tests/fuzz/fuzz.mk, run by `make fuzz` and tests/fuzz/run.sh
+ * (with tests/fuzz/sqltext.dict).
+ *
+ * Invariants, for the input as SQL text:
+ * - count is -1 (unterminated) or more; unterminated text is never allowed;
+ * - bind fails, leaving out alone, with one param too many or too few, and
+ *   with the right count succeeds (versioned comments aside), leaving no
+ *   placeholder, and a statement the firewall allowed stays allowed.
+ * And for the input as a string param (the mock escape is
+ * mysql_real_escape_string's, with backslash escapes on, as the daemon's
+ * sessions require):
+ * - bound into allowed templates ("SELECT ?", two params, trailing
+ *   comments), the result has no placeholder and is still allowed: the
+ *   value cannot end its quotes;
+ * - "SELECT ?" reads back, through a reference unescaper, as the input.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/sqltext.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static unsigned long fuzz_sqltext_escape(void *arg, char *out, const char *src, unsigned long len);
+static void fuzz_sqltext_check_reason(const char *why, size_t size, bool must_have_one);
+static json_t *fuzz_sqltext_params(const uint8_t *data, size_t size, long count);
+static void fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size);
+static void fuzz_sqltext_check_strings(const uint8_t *data, size_t size);
+
+/* mysql_real_escape_string with backslash escapes on. */
+static unsigned long
+fuzz_sqltext_escape(void *arg, char *out, const char *src, unsigned long len)
+{
+	static const char from[] = { '\0', '\n', '\r', '\\', '\'', '"', '\032' };
+	static const char to[] = { '0', 'n', 'r', '\\', '\'', '"', 'Z' };
+	unsigned long n = 0;
+
+	(void)arg;
+	for (unsigned long i = 0; i < len; i++) {
+		const char *hit = memchr(from, src[i], sizeof from);
+		if (hit != NULL) {
+			out[n++] = '\\';
+			out[n++] = to[hit - from];
+		} else {
+			out[n++] = src[i];
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static void
+fuzz_sqltext_check_reason(const char *why, size_t size, bool must_have_one)
+{
+	if (memchr(why, '\0', size) == NULL)
+		abort();
+	if (must_have_one && why[0] == '\0')
+		abort();
+	for (const char *p = why; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			abort();
+}
+
+/* count params of every kind, chosen and filled from the input itself. */
+static json_t *
+fuzz_sqltext_params(const uint8_t *data, size_t size, long count)
+{
+	json_t *params = json_array();
+
+	for (long i = 0; i < count; i++) {
+		uint8_t pick = size > 0 ? data[(size_t)i % size] : 0;
+		size_t from = size > 0 ? ((size_t)i * 7) % size : 0;
+		size_t len = size > from ? (size - from) % 24 : 0;
+		long long number = 0;
+		double real;
+		json_t *value;
+
+		memcpy(&number, data + from, len < sizeof number ? len : sizeof number);
+		real = (double)number / 3.0;
+		switch (pick % 8) {
+		case 0: value = json_null(); break;
+		case 1: value = json_true(); break;
+		case 2: value = json_false(); break;
+		case 3: value = json_integer(number); break;
+		case 4: value = json_integer(-llabs(number % 1000) - 1); break;
+		case 5: value = json_real(isfinite(real) ? -real : 0.5); break;
+		case 6: value = json_stringn_nocheck((const char *)data + from, len); break;
+		default: value = json_string_nocheck("'; COMMIT; -- */ \\"); break;
+		}
+		json_array_append_new(params, value != NULL ? value : json_null());
+	}
+	return params;
+}
+
+/* bound is "SELECT '...'": the literal, unescaped as the server does for
+ * what the mock escape writes, must be the input, and end the text. */
+static void
+fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size)
+{
+	static const char from[] = { '0', 'n', 'r', '\\', '\'', '"', 'Z' };
+	static const char to[] = { '\0', '\n', '\r', '\\', '\'', '"', '\032' };
+	static const char prefix[] = "SELECT '";
+	const char *p = bound->data + sizeof prefix - 1, *end = bound->data + bound->len;
+	size_t n = 0;
+
+	if (bound->len < sizeof prefix || memcmp(bound->data, prefix, sizeof prefix - 1) != 0)
+		abort();
+	for (; p < end && *p != '\''; p++, n++) {
+		char c = *p;
+		if (c == '\\') {
+			const char *hit = ++p < end ? memchr(from, *p, sizeof from) : NULL;
+			if (hit == NULL)
+				abort();
+			c = to[hit - from];
+		}
+		if (n >= size || (uint8_t)c != data[n])
+			abort();
+	}
+	if (n != size || p + 1 != end)
+		abort();
+}
+
+static void
+fuzz_sqltext_check_strings(const uint8_t *data, size_t size)
+{
+	/* Each allowed, with one or two string params. */
+	static const char *const templates[] = {
+		"SELECT ?",
+		"SELECT ?,?",
+		"UPDATE t SET a=? WHERE b=?",
+		"SELECT ?-- c",
+		"INSERT INTO t VALUES(?,?)#c",
+		"SELECT 1 FROM t WHERE a IN (?)/* c */;",
+	};
+	char why[512];
+
+	for (size_t i = 0; i < sizeof templates / sizeof templates[0]; i++) {
+		const char *t = templates[i];
+		long count = sqltext_count_placeholders(t, strlen(t));
+		json_t *params = json_array();
+		struct buf out = { 0 };
+
+		if (sqltext_firewall(t, strlen(t), why, sizeof why) != SQLTEXT_ALLOW || count < 1)
+			abort();
+		for (long k = 0; k < count; k++) {
+			/* the whole input, or its two halves */
+			size_t from = count == 1 ? 0 : (size_t)k * (size / 2);
+			size_t len = count == 1 ? size : k == 0 ? size / 2 : size - size / 2;
+			json_array_append_new(params, json_stringn_nocheck((const char *)data + from, len));
+		}
+		if (!sqltext_bind(t, strlen(t), params, fuzz_sqltext_escape, NULL, &out, why, sizeof why)) {
+			fprintf(stderr, "'%s' with strings: %s\n", t, why);
+			abort();
+		}
+		if (sqltext_count_placeholders(out.data, out.len) != 0)
+			abort();
+		if (sqltext_firewall(out.data, out.len, why, sizeof why) != SQLTEXT_ALLOW) {
+			fprintf(stderr, "'%s' with strings is refused: %s\n", t, why);
+			abort();
+		}
+		if (i == 0)
+			fuzz_sqltext_unescape_select(&out, data, size);
+		json_decref(params);
+		buf_free(&out);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *sql = (const char *)data;
+	char why[512], bound_why[512];
+	struct buf out = { 0 };
+
+	memset(why, 0x55, sizeof why);
+	fuzz_sqltext_check_strings(data, size);
+
+	long count = sqltext_count_placeholders(sql, size);
+	if (count < -1)
+		abort();
+
+	enum sqltext_verdict verdict = sqltext_firewall(sql, size, why, sizeof why);
+	if (verdict != SQLTEXT_ALLOW && verdict != SQLTEXT_DENY)
+		abort();
+	if (verdict == SQLTEXT_DENY)
+		fuzz_sqltext_check_reason(why, sizeof why, true);
+	/* An unterminated text is never allowed. */
+	if (count == -1 && verdict == SQLTEXT_ALLOW)
+		abort();
+
+	if (count < 0 || count > 256)
+		return 0;
+
+	/* A wrong number of params always fails and leaves out alone. */
+	json_t *wrong = fuzz_sqltext_params(data, size, count + 1);
+	if (sqltext_bind(sql, size, wrong, fuzz_sqltext_escape, NULL, &out, why, sizeof why))
+		abort();
+	if (out.len != 0)
+		abort();
+	fuzz_sqltext_check_reason(why, sizeof why, true);
+	json_decref(wrong);
+	if (count > 0) {
+		wrong = fuzz_sqltext_params(data, size, count - 1);
+		if (sqltext_bind(sql, size, wrong, fuzz_sqltext_escape, NULL, &out, why, sizeof why))
+			abort();
+		if (out.len != 0)
+			abort();
+		fuzz_sqltext_check_reason(why, sizeof why, true);
+		json_decref(wrong);
+	}
+
+	json_t *params = fuzz_sqltext_params(data, size, count);
+	if (sqltext_bind(sql, size, params, fuzz_sqltext_escape, NULL, &out, why, sizeof why)) {
+		/* Every placeholder was replaced by a literal. */
+		if (sqltext_count_placeholders(out.data, out.len) != 0)
+			abort();
+		/* Binding values never turns an allowed statement into a
+		 * refused one, nor (worse) the other way round for text that
+		 * the firewall understood as a single allowed statement. */
+		enum sqltext_verdict bound = sqltext_firewall(out.data, out.len, bound_why, sizeof bound_why);
+		if (verdict == SQLTEXT_ALLOW && bound != SQLTEXT_ALLOW) {
+			fprintf(stderr, "template allowed, bound text denied: %s\n", bound_why);
+			abort();
+		}
+	} else {
+		fuzz_sqltext_check_reason(why, sizeof why, true);
+		/* Placeholders in versioned comments are the only refusal
+		 * left once the count matches and the params are scalars. */
+		if (strstr(why, "versioned comment") == NULL)
+			abort();
+	}
+	json_decref(params);
+	buf_free(&out);
+	return 0;
+}
