@@ -1,0 +1,400 @@
+"""Turns bench/results/raw.jsonl (one line per benchmark run) into the report.
+
+Writes, into the results directory: one JSON file per scenario (its runs and
+the medians over repetitions), summary.json (every target with its measured
+ratio), summary.md, and the data files that plot.gp draws.
+
+Usage: python3 bench/report.py RESULTS_DIR
+Standard library only: it runs wherever the test suite's python3 runs.
+"""
+
+import json
+import os
+import statistics
+import sys
+
+MODE_LABELS = {
+    "direct": "direct (warm connection)",
+    "connect": "connect per cycle",
+    "daemon": "tablelockd acquire/query/commit",
+    "transact": "tablelockd transact",
+}
+MODE_ORDER = ["direct", "connect", "daemon", "transact"]
+PLOT_LABELS = {"direct": "direct", "connect": "connect", "daemon": "acquire/query/commit",
+               "transact": "transact"}
+PLACEMENT_NOTE = {
+    "spread": "scheduler's choice (unpinned)",
+    "one-cpu": "every process pinned to CPU 0",
+}
+
+
+def load_runs(path):
+    runs = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                runs.append(json.loads(line))
+            except ValueError:
+                runs.append({"scenario": "?", "status": "failed",
+                             "first_error": "unparsable result on line %d" % n})
+    return runs
+
+
+def load_meta(path):
+    meta = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.rstrip("\n").partition("=")
+                if sep:
+                    meta[key] = value
+    return meta
+
+
+def median(values):
+    values = [v for v in values if isinstance(v, (int, float))]
+    return statistics.median(values) if values else None
+
+
+def group(runs, scenario, **match):
+    """The successful runs of scenario whose fields equal match."""
+    return [r for r in runs if r.get("scenario") == scenario and r.get("status") == "ok"
+            and all(r.get(k) == v for k, v in match.items())]
+
+
+def medians(rows):
+    """Median over repetitions of every numeric field."""
+    keys = sorted({k for r in rows for k, v in r.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "rep"})
+    out = {k: median([r.get(k) for r in rows]) for k in keys}
+    out["repetitions"] = len(rows)
+    return out
+
+
+def fmt(value, digits=0, unit=""):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and digits == 0 and abs(value) < 10:
+        digits = 2
+    return ("{:,.%df}" % digits).format(value) + unit
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def cpu(m):
+    """CPU time per cycle of the load generator, the daemon and mariadbd."""
+    return " / ".join(fmt(m.get("cpu_%s_us_per_cycle" % who), 1)
+                      for who in ("client", "daemon", "mysqld"))
+
+
+class Targets:
+    """Every target of issue 7: what was measured, its ratio, met or missed."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, scenario, target, measured, value, limit, higher_is_better, note=""):
+        if value is None:
+            verdict = "not measured"
+        elif higher_is_better:
+            verdict = "met" if value >= limit else "missed"
+        else:
+            verdict = "met" if value <= limit else "missed"
+        self.rows.append({"scenario": scenario, "target": target, "measured": measured,
+                          "value": value, "limit": limit, "verdict": verdict, "note": note})
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS_DIR")
+    out = sys.argv[1]
+    runs = load_runs(os.path.join(out, "raw.jsonl"))
+    meta = load_meta(os.path.join(out, "meta.txt"))
+    targets = Targets()
+    md = []
+    files = {}
+
+    def runs_of(scenario):
+        return [r for r in runs if r.get("scenario") == scenario]
+
+    # ------------------------------------------------------------ scenario 1
+    s1 = {}
+    s1_rows = []
+    placements = [p for p in ("spread", "one-cpu") if group(runs, "s1-latency", placement=p)]
+    for placement in placements:
+        for mode in MODE_ORDER:
+            rows = group(runs, "s1-latency", placement=placement, mode=mode)
+            if rows:
+                s1[(placement, mode)] = medians(rows)
+                s1_rows.append(dict(placement=placement, mode=mode, **s1[(placement, mode)]))
+    files["s1-latency.json"] = {"runs": runs_of("s1-latency"), "medians": s1_rows}
+    md.append("## Scenario 1: one client, one table, cycles back to back\n")
+    md.append("Latency of one cycle (lock t1 WRITE, `UPDATE t1 SET v=v+1 WHERE id=1`, commit, "
+              "unlock). Medians over %s interleaved repetitions.\n" % meta.get("reps_s1", "?"))
+    md.append("| placement | mode | p50 µs | p99 µs | cycles/s | p50 vs direct "
+              "| CPU µs per cycle: client / daemon / mariadbd |")
+    md.append("|---|---|---:|---:|---:|---:|---:|")
+    for placement in placements:
+        base = s1.get((placement, "direct"), {}).get("p50_us")
+        for mode in MODE_ORDER:
+            m = s1.get((placement, mode))
+            if m is None:
+                continue
+            md.append("| %s | %s | %s | %s | %s | %s× | %s |" % (
+                placement, MODE_LABELS[mode], fmt(m.get("p50_us"), 1), fmt(m.get("p99_us"), 1),
+                fmt(m.get("throughput")), fmt(ratio(m.get("p50_us"), base), 2), cpu(m)))
+    md.append("")
+    for placement in placements:
+        base = s1.get((placement, "direct"), {}).get("p50_us")
+        daemon = s1.get((placement, "daemon"), {}).get("p50_us")
+        transact = s1.get((placement, "transact"), {}).get("p50_us")
+        targets.add("1", "acquire/query/commit p50 ≤ 1.10× direct (%s)" % placement,
+                    "%s µs vs %s µs" % (fmt(daemon, 1), fmt(base, 1)), ratio(daemon, base), 1.10,
+                    False)
+        targets.add("1", "transact p50 ≤ 0.90× direct (%s)" % placement,
+                    "%s µs vs %s µs" % (fmt(transact, 1), fmt(base, 1)), ratio(transact, base),
+                    0.90, False)
+    with open(os.path.join(out, "s1-latency.dat"), "w") as f:
+        f.write("# mode p50_spread p99_spread p50_onecpu p99_onecpu\n")
+        for mode in MODE_ORDER:
+            a = s1.get(("spread", mode), {})
+            b = s1.get(("one-cpu", mode), {})
+            f.write('"%s" %s %s %s %s\n' % (PLOT_LABELS[mode],
+                                             a.get("p50_us", 0) or 0, a.get("p99_us", 0) or 0,
+                                             b.get("p50_us", 0) or 0, b.get("p99_us", 0) or 0))
+
+    # ------------------------------------------------------- scenarios 2, 3
+    s23 = {}
+    for scenario, title, number in (
+            ("s2-throughput", "Scenario 2: 16 clients on 16 tables", "2"),
+            ("s3-contention", "Scenario 3: 64 clients on one table (full contention)", "3")):
+        rows_out = []
+        for mode in MODE_ORDER:
+            rows = group(runs, scenario, mode=mode)
+            if rows:
+                s23[(scenario, mode)] = medians(rows)
+                rows_out.append(dict(mode=mode, **s23[(scenario, mode)]))
+        files[scenario + ".json"] = {"runs": runs_of(scenario), "medians": rows_out}
+        md.append("## %s\n" % title)
+        md.append("Medians over %s interleaved repetitions. *wait* is the time to get the lock "
+                  "(LOCK TABLES directly, `acquire` through the daemon); fairness is its "
+                  "p99/p50.\n" % meta.get("reps", "?"))
+        md.append("| mode | cycles/s | vs direct | p50 µs | p99 µs | wait p50 µs | wait p99 µs "
+                  "| wait p99/p50 | cycles per client min–max "
+                  "| CPU µs per cycle: client / daemon / mariadbd |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        base = s23.get((scenario, "direct"), {}).get("throughput")
+        for mode in MODE_ORDER:
+            m = s23.get((scenario, mode))
+            if m is None:
+                continue
+            md.append("| %s | %s | %s× | %s | %s | %s | %s | %s | %s–%s | %s |" % (
+                MODE_LABELS[mode], fmt(m.get("throughput")), fmt(ratio(m.get("throughput"), base), 2),
+                fmt(m.get("p50_us"), 1), fmt(m.get("p99_us"), 1), fmt(m.get("wait_p50_us"), 1),
+                fmt(m.get("wait_p99_us"), 1), fmt(m.get("wait_fairness"), 2),
+                fmt(m.get("client_cycles_min")), fmt(m.get("client_cycles_max")), cpu(m)))
+        md.append("")
+        for mode in ("daemon", "transact"):
+            thr = s23.get((scenario, mode), {}).get("throughput")
+            targets.add(number, "%s throughput ≥ 0.90× direct" % MODE_LABELS[mode].replace(
+                "tablelockd ", ""), "%s/s vs %s/s" % (fmt(thr), fmt(base)), ratio(thr, base),
+                0.90, True)
+    with open(os.path.join(out, "s23-throughput.dat"), "w") as f:
+        f.write("# mode s2_cycles_per_s s3_cycles_per_s\n")
+        for mode in MODE_ORDER:
+            f.write('"%s" %s %s\n' % (PLOT_LABELS[mode],
+                                      s23.get(("s2-throughput", mode), {}).get("throughput", 0) or 0,
+                                      s23.get(("s3-contention", mode), {}).get("throughput", 0) or 0))
+
+    # ------------------------------------------------------------ scenario 4
+    s4 = {}
+    s4_rows = []
+    for n in sorted({r.get("clients") for r in group(runs, "s4-connections", mode="daemon")}):
+        s4[n] = medians(group(runs, "s4-connections", mode="daemon", clients=n))
+        s4_rows.append(dict(mode="daemon", **s4[n]))
+    direct4 = [r for r in runs_of("s4-connections") if r.get("mode") == "direct"]
+    files["s4-connections.json"] = {"runs": runs_of("s4-connections"), "medians": s4_rows}
+    md.append("## Scenario 4: many client connections, 4 of them taking leases\n")
+    md.append("Each count on a freshly started daemon; memory is the daemon's VmRSS growth "
+              "divided by the idle connections (each has sent one `ping`). Acquire latency "
+              "is measured on the 4 active clients (acquire, UPDATE, commit on their own "
+              "tables) while the others stay open.\n")
+    md.append("| connections | daemon RSS before → idle KiB | bytes per idle connection "
+              "| acquire p50 µs | acquire p99 µs | cycles/s |")
+    md.append("|---:|---:|---:|---:|---:|---:|")
+    for n, m in sorted(s4.items()):
+        md.append("| %s | %s → %s | %s | %s | %s | %s |" % (
+            fmt(n), fmt(m.get("daemon_rss_before_kib")), fmt(m.get("daemon_rss_idle_kib")),
+            fmt(m.get("daemon_bytes_per_connection")), fmt(m.get("acquire_p50_us"), 1),
+            fmt(m.get("acquire_p99_us"), 1), fmt(m.get("throughput"))))
+    md.append("")
+    for r in direct4:
+        md.append("Direct clients, for comparison: asking MariaDB (max_connections=500 in this "
+                  "sandbox, 151 by default) for %s connections opened %s before `%s`; each "
+                  "cost mariadbd %s bytes of RSS.\n" % (
+                      fmt(r.get("clients")), fmt(r.get("idle_connections")),
+                      r.get("first_error", "no error"),
+                      fmt(r.get("mysqld_bytes_per_connection"))))
+    biggest = max(s4) if s4 else None
+    smallest = min(s4) if s4 else None
+    for n in sorted(s4):
+        if n >= 1000:
+            v = s4[n].get("daemon_bytes_per_connection")
+            targets.add("4", "≤ 8 KiB daemon memory per idle connection (%s connections)" % fmt(n),
+                        "%s bytes" % fmt(v), None if v is None else v / 8192.0, 1.0, False)
+    if biggest is not None and smallest is not None and biggest != smallest:
+        a = s4[biggest].get("acquire_p99_us")
+        b = s4[smallest].get("acquire_p99_us")
+        targets.add("4", "acquire p99 with %s connections ≤ 2× with %s" % (fmt(biggest), fmt(smallest)),
+                    "%s µs vs %s µs" % (fmt(a, 1), fmt(b, 1)), ratio(a, b), 2.0, False)
+
+    # ------------------------------------------------------------ scenario 5
+    rows = group(runs, "s5-waiters", mode="daemon")
+    files["s5-waiters.json"] = {"runs": runs_of("s5-waiters"),
+                                "medians": [medians(rows)] if rows else []}
+    md.append("## Scenario 5: queued waiters on one table, pool of 16 sessions\n")
+    if rows:
+        m = medians(rows)
+        md.append("| waiters | enqueue s | daemon RSS before → queued KiB | bytes per waiter "
+                  "(connection + queued acquire) | drain s | leases/s while draining "
+                  "| grant to next grant p50 / p99 µs |")
+        md.append("|---:|---:|---:|---:|---:|---:|---:|")
+        md.append("| %s | %s | %s → %s | %s | %s | %s | %s / %s |\n" % (
+            fmt(m.get("waiters")), fmt(m.get("enqueue_s"), 2), fmt(m.get("daemon_rss_before_kib")),
+            fmt(m.get("daemon_rss_queued_kib")), fmt(m.get("daemon_bytes_per_waiter")),
+            fmt(m.get("drain_s"), 2), fmt(m.get("throughput")), fmt(m.get("p50_us"), 1),
+            fmt(m.get("p99_us"), 1)))
+        md.append("The queue drains one lease at a time (every waiter wants t1 WRITE): each "
+                  "waiter commits as soon as it holds. No target in issue 7; reported for "
+                  "scale.\n")
+    else:
+        md.append("No successful run.\n")
+
+    # ------------------------------------------------------------ scenario 6
+    md.append("## Scenario 6: release latency\n")
+    rel = {mode: medians(group(runs, "s6-release", mode=mode)) for mode in ("daemon", "direct")
+           if group(runs, "s6-release", mode=mode)}
+    exp = group(runs, "s6-expiry", mode="daemon")
+    expm = medians(exp) if exp else None
+    files["s6-release.json"] = {"runs": runs_of("s6-release") + runs_of("s6-expiry"),
+                                "medians": [dict(mode=k, **v) for k, v in rel.items()] +
+                                ([dict(mode="daemon", scenario="s6-expiry", **expm)] if expm else [])}
+    md.append("Kill -9 of the process holding t1 WRITE while another client waits for it; time "
+              "from `kill()` until the waiter holds the lock (daemon: `acquire` answered; "
+              "direct: its blocked `LOCK TABLES` returns).\n")
+    md.append("| mode | rounds | p50 µs | p99 µs | max µs |")
+    md.append("|---|---:|---:|---:|---:|")
+    for mode, m in rel.items():
+        label = {"daemon": "tablelockd (acquire waiting in its queue)",
+                 "direct": "direct (LOCK TABLES waiting in MariaDB)"}[mode]
+        md.append("| %s | %s | %s | %s | %s |" % (label, fmt(m.get("cycles")),
+                                                 fmt(m.get("p50_us"), 1), fmt(m.get("p99_us"), 1),
+                                                 fmt(m.get("max_us"), 1)))
+    md.append("")
+    if expm:
+        md.append("TTL expiry: `acquire` with `ttl_ms` 50, then the time until the "
+                  "`lease_expired` event arrives, minus 50 ms. Measured from the acquire's "
+                  "answer: p50 %s µs, p99 %s µs, max %s µs (from the acquire's sending, an "
+                  "upper bound: p50 %s µs, p99 %s µs).\n" % (
+                      fmt(expm.get("p50_us"), 1), fmt(expm.get("p99_us"), 1),
+                      fmt(expm.get("max_us"), 1), fmt(expm.get("from_send_p50_us"), 1),
+                      fmt(expm.get("from_send_p99_us"), 1)))
+    d = rel.get("daemon", {}).get("p99_us")
+    targets.add("6", "next waiter holds ≤ 5 ms (p99) after the holder's kill -9",
+                "%s µs" % fmt(d, 1), None if d is None else d / 5000.0, 1.0, False)
+    e = expm.get("p99_us") if expm else None
+    targets.add("6", "expiry fires ≤ 10 ms late (p99)", "%s µs" % fmt(e, 1),
+                None if e is None else e / 10000.0, 1.0, False)
+
+    # ------------------------------------------------------------ scenario 7
+    md.append("## Scenario 7: ping\n")
+    md.append("| connections | in flight per connection | pings/s | p50 µs | p99 µs |")
+    md.append("|---:|---:|---:|---:|---:|")
+    s7_rows = []
+    for clients, depth in sorted({(r.get("clients"), r.get("depth"))
+                                  for r in group(runs, "s7-ping")}):
+        m = medians(group(runs, "s7-ping", clients=clients, depth=depth))
+        s7_rows.append(m)
+        md.append("| %s | %s | %s | %s | %s |" % (fmt(clients), fmt(depth), fmt(m.get("throughput")),
+                                                 fmt(m.get("p50_us"), 1), fmt(m.get("p99_us"), 1)))
+        what = "%s connection%s, %s" % (clients, "" if clients == 1 else "s",
+                                        "pipelined %s deep" % depth if depth > 1
+                                        else "one request at a time")
+        targets.add("7", "≥ 50,000 pings/s (%s)" % what, "%s/s" % fmt(m.get("throughput")),
+                    None if m.get("throughput") is None else m["throughput"] / 50000.0, 1.0, True)
+    md.append("")
+    files["s7-ping.json"] = {"runs": runs_of("s7-ping"), "medians": s7_rows}
+
+    # ------------------------------------------------------------ summary
+    failed = [r for r in runs if r.get("status") != "ok"]
+    head = ["# tablelockd benchmark report\n",
+            "Generated by `make bench` (bench/run.sh) on %s in %s s. Every scenario ran the "
+            "daemon and its baselines in the same run, interleaved (the order of modes rotates "
+            "with each repetition); figures are medians over the repetitions.\n" % (
+                meta.get("started", "?"), meta.get("elapsed_s", "?")),
+            "## Targets (issue 7)\n",
+            "Ratios are measured ÷ baseline for scenarios 1-3 and measured ÷ limit otherwise; "
+            "scenario 4's latency row is p99 at the largest count ÷ p99 at the smallest.\n",
+            "| scenario | target | measured | ratio | verdict |", "|---|---|---|---:|---|"]
+    for t in targets.rows:
+        head.append("| %s | %s | %s | %s | **%s** |" % (t["scenario"], t["target"], t["measured"],
+                                                       fmt(t["value"], 2), t["verdict"]))
+    head.append("")
+    if failed:
+        head.append("**%d run(s) failed or were skipped** (not in the medians):\n" % len(failed))
+        for r in failed:
+            head.append("- %s %s rep %s: %s — %s" % (r.get("scenario"), r.get("mode", ""),
+                                                   r.get("rep", "?"), r.get("status"),
+                                                   r.get("first_error", "")))
+        head.append("")
+    env = ["## Environment\n",
+           "- Machine: %s CPUs (%s), %s, kernel %s, virtualization %s/%s, cpuidle %s "
+           "(guest_halt_poll_ns=%s)" % (
+               meta.get("host_cpus", "?"), meta.get("host_cpu_model", "?"),
+               meta.get("host_memory", "?"), meta.get("host_kernel", "?"),
+               meta.get("host_hypervisor", "?"), meta.get("host_hypervisor_vendor", "?"), meta.get("host_cpuidle", "?"),
+               meta.get("host_guest_halt_poll_ns", "?")),
+           "- Other load on the machine: %s%% of all CPUs busy in the second before the run "
+           "(top: %s), %s%% after it; load average %s before, %s after. Interleaving spreads "
+           "such noise over every mode, but a busy machine makes all figures worse." % (
+               meta.get("background_busy_before_pct", "?"), meta.get("top_processes_before", "?"),
+               meta.get("background_busy_after_pct", "?"), meta.get("loadavg_before", "?"),
+               meta.get("loadavg_after", "?")),
+           "- MariaDB %s, started as `mariadbd %s`. `innodb_flush_log_at_trx_commit=2` is for "
+           "benchmarks only. Every server variable: `mariadb-variables.txt`." % (
+               meta.get("mariadb_version", "?"), meta.get("mariadbd_args", "?")),
+           "- tablelockd: %s (%s, sha256 %s), config `daemon.conf` (pool_size 16)." % (
+               meta.get("daemon_binary", "?"), meta.get("daemon_version", "?"),
+               meta.get("daemon_sha256", "?")[:16]),
+           "- Runs: %s s measured after %s s of warm-up; %s repetitions of scenario 1, %s of "
+           "the others; %s rounds per repetition in scenario 6; open files limit %s." % (
+               meta.get("duration_s", "?"), meta.get("warmup_s", "?"), meta.get("reps_s1", "?"),
+               meta.get("reps", "?"), meta.get("rounds", "?"), meta.get("nofile", "?")),
+           "- Placement: `spread` = %s; `one-cpu` = %s (client, daemon and mariadbd share one "
+           "CPU, so no wake-up crosses CPUs)." % (PLACEMENT_NOTE["spread"],
+                                                  PLACEMENT_NOTE["one-cpu"]),
+           "- Raw results: `raw.jsonl` (one line per run), one JSON file per scenario, "
+           "`summary.json`; plot `latency-throughput.svg`.\n"]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(head + env + md))
+    for name, obj in files.items():
+        write_json(os.path.join(out, name), obj)
+    write_json(os.path.join(out, "summary.json"), {"meta": meta, "targets": targets.rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

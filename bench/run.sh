@@ -1,0 +1,375 @@
+#!/bin/sh
+# The benchmark driver behind `make bench`: a private MariaDB sandbox and a
+# private tablelockd, every scenario of issue 7 with the daemon and its
+# baselines interleaved, then bench/results/*.json, summary.md and SVG plots.
+#
+# Usage: sh bench/run.sh            (after `make` and `make -C bench`)
+# Env:
+#   TABLELOCKD=PATH        daemon binary (default daemon/tablelockd)
+#   BENCH_RESULTS=DIR      where results go (default bench/results)
+#   BENCH_QUICK=1          one short repetition of everything (development)
+#   BENCH_REPS=N           repetitions of scenarios 2-7 (default 3)
+#   BENCH_REPS_S1=N        repetitions of scenario 1 (default 5)
+#   BENCH_DURATION=S       measured seconds per run (default 2)
+#   BENCH_BUDGET=S         stop starting new scenarios after S seconds (default 780)
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bench=$root/bench/tablelock-bench
+daemon_bin=${TABLELOCKD:-$root/daemon/tablelockd}
+results=${BENCH_RESULTS:-$root/bench/results}
+case $daemon_bin in /*) ;; *) daemon_bin=$(pwd)/$daemon_bin ;; esac
+case $results in /*) ;; *) results=$(pwd)/$results ;; esac
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	reps_s1=${BENCH_REPS_S1:-1} reps=${BENCH_REPS:-1} duration=${BENCH_DURATION:-0.5}
+	rounds=10 warmup=0.1 big=2000
+else
+	reps_s1=${BENCH_REPS_S1:-5} reps=${BENCH_REPS:-3} duration=${BENCH_DURATION:-2}
+	rounds=100 warmup=0.3 big=10000
+fi
+budget=${BENCH_BUDGET:-780}
+ncpu=$(nproc)
+all_cpus=0-$((ncpu - 1))
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+for f in "$bench" "$daemon_bin"; do
+	[ -x "$f" ] || die "$f is missing: run make and make -C bench first"
+done
+for tool in mariadbd mariadb-install-db mariadb python3 taskset; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (sh scripts/deps.sh installs it)"
+done
+have_gnuplot=0
+command -v gnuplot >/dev/null 2>&1 && have_gnuplot=1
+[ $have_gnuplot = 1 ] || log "gnuplot is missing (Debian gnuplot-nox): no plots"
+
+# ---------------------------------------------------------------- sandbox
+
+# Unix socket paths are limited to 107 bytes: keep the directory short.
+tmp=$(mktemp -d /tmp/tlbench.XXXXXX) || die "mktemp failed"
+mysqld_pid="" daemon_pid=""
+cleanup() {
+	trap - EXIT INT TERM
+	[ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null
+	[ -n "$mysqld_pid" ] && kill -KILL "$mysqld_pid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# Children die with us even if this shell is killed with SIGKILL.
+pdeath=""
+setpriv --pdeathsig KILL true 2>/dev/null && pdeath="setpriv --pdeathsig KILL"
+
+# Thousands of connections need as many descriptors on each side. Without
+# CAP_SYS_RESOURCE the hard limit is the ceiling.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+nofile=$(ulimit -n)
+[ "$nofile" = unlimited ] && nofile=1048576
+if [ "$nofile" -lt $((big + 200)) ]; then
+	log "open files limit $nofile is below $((big + 200)): scenarios 4-5 will fail"
+fi
+
+# How busy the machine is without us: other work on the CPUs slows every
+# mode (interleaving spreads it over all of them) and the report says so.
+cpu_sample() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+background_busy() { # percent of all CPUs busy over one second
+	s0=$(cpu_sample)
+	sleep 1
+	s1=$(cpu_sample)
+	echo "$s0 $s1" | awk '{ d = $4 - $2; printf "%d", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
+}
+busy_before=$(background_busy)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+top_before=$(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s%s %s%%", (NR > 1 ? ", " : ""), $2, $1 }')
+[ "$busy_before" -lt 20 ] || log "the machine is already ${busy_before}% busy ($top_before): expect noisy figures"
+
+mkdir -p "$results"
+rm -f "$results"/*.json "$results"/*.jsonl "$results"/*.dat "$results"/*.svg "$results"/summary.md
+raw=$results/raw.jsonl
+: >"$raw"
+: >"$results/bench.log"
+started=$(date +%s)
+
+datadir=$tmp/data
+msock=$tmp/mysql.sock
+dsock=$tmp/d.sock
+password=bench-$$-$(date +%s)
+mysqld_args="--no-defaults --datadir=$datadir --socket=$msock --skip-networking --user=root
+--innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M --max-connections=500
+--pid-file=$tmp/mysqld.pid --log-error=$tmp/mysqld.err"
+
+log "MariaDB sandbox in $tmp"
+mariadb-install-db --no-defaults --datadir="$datadir" --user=root \
+	--auth-root-authentication-method=normal --skip-test-db >"$tmp/install.log" 2>&1 ||
+	die "mariadb-install-db failed: $(tail -5 "$tmp/install.log")"
+# shellcheck disable=SC2086
+$pdeath mariadbd $mysqld_args </dev/null >/dev/null 2>&1 &
+mysqld_pid=$!
+sql() { mariadb --no-defaults --socket="$msock" -uroot "$@"; }
+i=0
+until sql -e 'SELECT 1' >/dev/null 2>&1; do
+	kill -0 "$mysqld_pid" 2>/dev/null || die "mariadbd exited: $(tail -20 "$tmp/mysqld.err")"
+	i=$((i + 1))
+	[ $i -lt 600 ] || die "mariadbd did not come up in 60 s"
+	sleep 0.1
+done
+{
+	echo "CREATE DATABASE app;"
+	echo "CREATE USER tablelockd@localhost IDENTIFIED BY '$password';"
+	echo "GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON app.* TO tablelockd@localhost;"
+	n=1
+	while [ $n -le 64 ]; do
+		echo "CREATE TABLE app.t$n (id INT PRIMARY KEY, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB;"
+		echo "INSERT INTO app.t$n VALUES (1, 0);"
+		n=$((n + 1))
+	done
+} | sql || die "sandbox setup failed"
+sql -N -e 'SHOW GLOBAL VARIABLES' >"$results/mariadb-variables.txt"
+
+# ---------------------------------------------------------------- daemon
+
+conf=$tmp/d.conf
+cat >"$conf" <<EOF
+[daemon]
+listen = unix:$dsock
+state_file = $tmp/d.state
+max_clients = $((big + 1000))
+
+[mysql]
+socket = $msock
+user = tablelockd
+password = $password
+database = app
+pool_size = 16
+
+[leases]
+default_wait_ms = 10000
+default_ttl_ms = 30000
+max_ttl_ms = 600000
+max_waiters = 20000
+
+[statements]
+timeout_ms = 30000
+EOF
+# A private copy: rebuilding daemon/tablelockd meanwhile cannot disturb the
+# run (or fail on a busy text file), and the report names what was measured.
+cp "$daemon_bin" "$tmp/tld"
+"$tmp/tld" -c "$conf" --check-config >/dev/null 2>&1 || die "daemon config refused: $("$tmp/tld" -c "$conf" --check-config 2>&1)"
+
+start_daemon() {
+	rm -f "$dsock"
+	$pdeath "$tmp/tld" -c "$conf" -q </dev/null >>"$results/daemon.log" 2>&1 &
+	daemon_pid=$!
+	i=0
+	until [ -S "$dsock" ] && "$bench" -s "$dsock" -d 0 -w 0 ping >/dev/null 2>&1; do
+		kill -0 "$daemon_pid" 2>/dev/null || die "tablelockd exited: $(tail -20 "$results/daemon.log")"
+		i=$((i + 1))
+		[ $i -lt 300 ] || die "tablelockd did not answer in 30 s"
+		sleep 0.1
+	done
+}
+stop_daemon() {
+	[ -n "$daemon_pid" ] || return 0
+	kill -TERM "$daemon_pid" 2>/dev/null
+	i=0
+	while kill -0 "$daemon_pid" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$daemon_pid" 2>/dev/null
+	wait "$daemon_pid" 2>/dev/null
+	daemon_pid=""
+}
+: >"$results/daemon.log"
+start_daemon
+log "tablelockd $("$tmp/tld" --version 2>&1 | head -1) pid $daemon_pid"
+
+# ---------------------------------------------------------------- runs
+
+# run REP PLACEMENT SCENARIO-NAME ARGS...: one bench run, its JSON line
+# tagged with the repetition and placement and appended to raw.jsonl.
+run() {
+	rep=$1 placement=$2 name=$3
+	shift 3
+	if ! kill -0 "$daemon_pid" 2>/dev/null; then
+		log "tablelockd died; restarting it (see daemon.log)"
+		echo "{\"scenario\":\"$name\",\"rep\":$rep,\"status\":\"daemon_died\"}" >>"$raw"
+		start_daemon
+	fi
+	pin=""
+	if [ "$placement" = one-cpu ]; then
+		taskset -a -p -c 0 "$mysqld_pid" >/dev/null
+		taskset -a -p -c 0 "$daemon_pid" >/dev/null
+		pin="taskset -c 0"
+	fi
+	out=$($pin timeout -k 5 300 "$bench" -n "$name" -s "$dsock" -S "$msock" -u tablelockd \
+		-p "$password" --daemon-pid "$daemon_pid" --mysqld-pid "$mysqld_pid" \
+		-d "$duration" -w "$warmup" "$@" 2>>"$results/bench.log")
+	rc=$?
+	if [ "$placement" = one-cpu ]; then
+		taskset -a -p -c "$all_cpus" "$mysqld_pid" >/dev/null
+		taskset -a -p -c "$all_cpus" "$daemon_pid" >/dev/null
+	fi
+	case $out in
+	"{"*) ;;
+	*) out="{\"scenario\":\"$name\",\"status\":\"failed\",\"first_error\":\"exit status $rc, no result\"}" ;;
+	esac
+	line=$(printf '%s\n' "$out" | sed "s/^{/{\"rep\":$rep,\"placement\":\"$placement\",/")
+	printf '%s\n' "$line" >>"$raw"
+	summary=$(printf '%s\n' "$line" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+keys = ["p50_us", "p99_us", "throughput", "daemon_bytes_per_connection", "drain_s", "errors"]
+print(" ".join("%s=%.6g" % (k, r[k]) for k in keys if isinstance(r.get(k), (int, float))), r.get("status"), r.get("first_error", ""))' 2>/dev/null)
+	log "  $name rep $rep $placement $*: $summary"
+}
+
+# rotate N WORDS...: the words rotated left by N, so each repetition runs the
+# modes in a different order and no mode always follows the same one.
+rotate() {
+	n=$1
+	shift
+	k=$((n % $#))
+	while [ $k -gt 0 ]; do
+		first=$1
+		shift
+		set -- "$@" "$first"
+		k=$((k - 1))
+	done
+	echo "$@"
+}
+
+over_budget() {
+	if [ $(($(date +%s) - started)) -ge "$budget" ]; then
+		log "time budget of $budget s spent: skipping $1"
+		echo "{\"scenario\":\"$1\",\"status\":\"skipped\",\"first_error\":\"time budget spent\"}" >>"$raw"
+		return 0
+	fi
+	return 1
+}
+
+log "scenario 1: one client, one table ($reps_s1 repetitions, 2 placements)"
+rep=1
+while [ $rep -le "$reps_s1" ]; do
+	over_budget s1-latency && break
+	for placement in $(rotate $rep spread one-cpu); do
+		for mode in $(rotate $rep direct daemon transact connect); do
+			run $rep $placement s1-latency -m $mode -c 1 -t 1 cycles
+		done
+	done
+	rep=$((rep + 1))
+done
+
+log "scenario 2: 16 clients on 16 tables; scenario 3: 64 clients on one table"
+rep=1
+while [ $rep -le "$reps" ]; do
+	over_budget s2-s3 && break
+	for mode in $(rotate $rep direct daemon transact connect); do
+		run $rep spread s2-throughput -m $mode -c 16 -t 16 cycles
+	done
+	for mode in $(rotate $rep direct daemon transact connect); do
+		run $rep spread s3-contention -m $mode -c 64 -t 1 cycles
+	done
+	rep=$((rep + 1))
+done
+
+# Memory is measured on a fresh daemon each time: a heap that an earlier run
+# grew would hide what new connections cost.
+log "scenario 4: many connections, 4 taking leases"
+rep=1
+while [ $rep -le "$reps" ]; do
+	over_budget s4-connections && break
+	for n in $(rotate $rep 10 1000 $big); do
+		stop_daemon
+		start_daemon
+		run $rep spread s4-connections -m daemon --connections $n --active 4 idle
+	done
+	rep=$((rep + 1))
+done
+# Direct clients need one MariaDB connection each (max_connections=500 here,
+# 151 by default): this shows where they stop. Once, on a fresh server
+# thread cache.
+over_budget s4-connections || run 1 spread s4-connections -m direct --connections 1000 --active 4 idle
+
+log "scenario 5: $big waiters on one table, pool of 16"
+rep=1
+while [ $rep -le "$reps" ]; do
+	over_budget s5-waiters && break
+	stop_daemon
+	start_daemon
+	run $rep spread s5-waiters -m daemon --connections $big waiters
+	rep=$((rep + 1))
+done
+
+log "scenario 6: release after kill -9, TTL expiry"
+rep=1
+while [ $rep -le "$reps" ]; do
+	over_budget s6-release && break
+	for mode in $(rotate $rep daemon direct); do
+		run $rep spread s6-release -m $mode --rounds $rounds release
+	done
+	run $rep spread s6-expiry -m daemon --rounds $rounds --ttl-ms 50 expiry
+	rep=$((rep + 1))
+done
+
+log "scenario 7: ping"
+rep=1
+while [ $rep -le "$reps" ]; do
+	over_budget s7-ping && break
+	run $rep spread s7-ping -m daemon -c 1 --depth 1 ping
+	run $rep spread s7-ping -m daemon -c 1 --depth 64 ping
+	run $rep spread s7-ping -m daemon -c 100 --depth 1 ping
+	rep=$((rep + 1))
+done
+stop_daemon
+busy_after=$(background_busy)
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+
+{
+	echo "started=$(date -u -d "@$started" '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "elapsed_s=$(($(date +%s) - started))"
+	echo "host_cpus=$ncpu"
+	echo "host_cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+	echo "host_kernel=$(uname -r)"
+	echo "host_memory=$(sed -n 's/^MemTotal:[[:space:]]*//p' /proc/meminfo)"
+	virt=$(systemd-detect-virt 2>/dev/null | head -1)
+	echo "host_hypervisor=${virt:-unknown}"
+	echo "host_cpuidle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)"
+	echo "host_guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo n/a)"
+	echo "host_hypervisor_vendor=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p')"
+	echo "background_busy_before_pct=$busy_before"
+	echo "background_busy_after_pct=$busy_after"
+	echo "loadavg_before=$load_before"
+	echo "loadavg_after=$load_after"
+	echo "top_processes_before=$top_before"
+	echo "nofile=$nofile"
+	echo "mariadb_version=$(sql -N -e 'SELECT VERSION()' 2>/dev/null)"
+	echo "mariadbd_args=$(echo $mysqld_args | sed "s|$tmp|TMP|g")"
+	echo "daemon_binary=$daemon_bin"
+	echo "daemon_sha256=$(sha256sum "$tmp/tld" | cut -d' ' -f1)"
+	echo "daemon_version=$("$tmp/tld" --version 2>&1 | head -1)"
+	echo "git_revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
+	echo "reps_s1=$reps_s1"
+	echo "reps=$reps"
+	echo "duration_s=$duration"
+	echo "warmup_s=$warmup"
+	echo "rounds=$rounds"
+} >"$results/meta.txt"
+sed -e "s|$tmp|TMP|g" -e "s|^password = .*|password = (generated)|" "$conf" >"$results/daemon.conf"
+
+python3 "$root/bench/report.py" "$results" || die "report failed"
+if [ $have_gnuplot = 1 ]; then
+	gnuplot -e "dir='$results'" "$root/bench/plot.gp" 2>>"$results/bench.log" ||
+		log "gnuplot failed (see $results/bench.log)"
+fi
+log "done in $(($(date +%s) - started)) s: $results/summary.md"
+cat "$results/summary.md"
