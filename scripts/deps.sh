@@ -5,7 +5,7 @@ set -eu
 PACKAGES="gcc make pkg-config libevent-dev libjansson-dev libmariadb-dev libinih-dev
 libsystemd-dev libssl-dev libcmocka-dev mariadb-server mariadb-client
 python3-pytest python3-pymysql socat clang mandoc gnuplot-nox valgrind
-openssl"
+openssl libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
