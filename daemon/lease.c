@@ -55,6 +55,7 @@ struct lease {
 	bool committing;	/* LEASE_ENDING commits (else rolls back) */
 	bool rolled_back;	/* LEASE_ENDING: ROLLBACK done, UNLOCK TABLES next */
 	bool accounted;		/* counted in totals and metrics */
+	json_t *pending_error;	/* a transact's error, sent once rolled back */
 	bool renewing;		/* LEASE_RUNNING runs a renew's keep-alive */
 	struct identity_count *waiting_count; /* counted as waiting for its identity */
 	struct buf sql;
@@ -542,6 +543,14 @@ lease_locked(struct session *s, struct session_result *r, void *arg)
 		return;
 	}
 	if (r->code != 0 || l->lock_timed_out) {
+		/* A LOCK TABLES that failed holds nothing in MySQL: free the
+		 * tables in the daemon before answering, so a client told
+		 * "lock_timeout" that tries again is not refused by its own
+		 * failed attempt. */
+		if (r->code != 0 && l->lock != NULL) {
+			lockmgr_release(server.lockmgr, l->lock); /* may grant others */
+			l->lock = NULL;
+		}
 		if (l->lock_timed_out || r->mysql_errno == ER_LOCK_WAIT_TIMEOUT) {
 			l->end = LEASE_END_LOCK_TIMEOUT;
 			client_respond_error(c, PROTO_ERR_LOCK_TIMEOUT,
@@ -796,13 +805,15 @@ lease_statement_done(struct session *s, struct session_result *r, void *arg)
 				proto_response_add_mysql(err, r->mysql_errno, r->sqlstate);
 		}
 		if (l->transact) {
-			/* The first failing statement rolls everything back. */
+			/* The first failing statement rolls everything back; the
+			 * error goes out once the tables are free, like a
+			 * rollback's answer. */
 			json_object_set_new(err, "statement",
 					    json_integer((json_int_t)l->next_statement));
-			client_respond(c, err);
-			l->end = LEASE_END_ROLLBACK;
-			lease_detach(l);
-			lease_release(l, true);
+			l->pending_error = err;
+			l->committing = false;
+			lease_enter_state(l, LEASE_ENDING);
+			session_query(l->session, "ROLLBACK", 8, NULL, lease_finish_op_done, l);
 			return;
 		}
 		client_respond(c, err);
@@ -858,6 +869,17 @@ lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 	json_t *resp;
 
 	(void)s;
+	if (l->pending_error != NULL && (r->lost || r->code != 0)) {
+		/* A failed transact whose rollback failed too: MySQL rolls
+		 * back a lost or reset session anyway; the statement's error
+		 * is the answer that matters. */
+		if (c != NULL)
+			client_respond(c, l->pending_error);
+		else
+			json_decref(l->pending_error);
+		l->pending_error = NULL;
+		c = NULL;
+	}
 	if (r->lost) {
 		l->session = NULL;
 		l->end = LEASE_END_LOST;
@@ -880,7 +902,8 @@ lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 	if (r->code != 0) {
 		/* The commit failed: nothing committed; roll back and end. */
 		l->end = LEASE_END_ROLLBACK;
-		lease_respond_result_error(l, r, -1);
+		if (c != NULL)
+			lease_respond_result_error(l, r, -1);
 		lease_detach(l);
 		lease_release(l, true);
 		return;
@@ -895,7 +918,10 @@ lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
 		lockmgr_release(server.lockmgr, l->lock); /* may grant others */
 		l->lock = NULL;
 	}
-	if (c != NULL) {
+	if (c != NULL && l->pending_error != NULL) {
+		client_respond(c, l->pending_error);
+		l->pending_error = NULL;
+	} else if (c != NULL) {
 		resp = client_ok(c);
 		json_object_set_new(resp, "lease", json_integer((json_int_t)l->id));
 		if (l->transact)
@@ -1071,6 +1097,7 @@ lease_finish(struct lease *l)
 	free(l->statements);
 	json_decref(l->request_root);
 	json_decref(l->results);
+	json_decref(l->pending_error);
 	buf_free(&l->sql);
 	free(l);
 	server_lease_freed();
