@@ -106,13 +106,24 @@ identity_unix_label(struct identity *id, uid_t uid)
 		snprintf(id->label, sizeof(id->label), "uid:%u", (unsigned int)uid);
 }
 
+/* Labels go into logs and error messages: a certificate's CN is the
+ * peer's text, so control characters become '?'. */
+static void
+identity_set_label(struct identity *id, const char *kind, const char *name)
+{
+	snprintf(id->label, sizeof(id->label), "%s:%s", kind, name);
+	for (char *p = id->label; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 void
 identity_set_token(struct identity *id, const char *name)
 {
 	free(id->token);
 	id->token = xstrdup(name);
 	id->authenticated = true;
-	snprintf(id->label, sizeof(id->label), "token:%s", name);
+	identity_set_label(id, "token", name);
 }
 
 void
@@ -121,7 +132,7 @@ identity_set_cn(struct identity *id, const char *cn)
 	free(id->cn);
 	id->cn = xstrdup(cn);
 	id->authenticated = true;
-	snprintf(id->label, sizeof(id->label), "cn:%s", cn);
+	identity_set_label(id, "cn", cn);
 }
 
 void
