@@ -200,7 +200,9 @@ static void conf_classify(struct conf_parse *p, const char *line);
 static char *conf_read_line(char *str, int num, void *stream);
 static int conf_handler(void *user, const char *section, const char *name, const char *value);
 static const char *conf_syntax_reason(const char *text, size_t len, int line);
-static int conf_check(const struct conf *c, char *why, size_t whysize);
+static int conf_check(const struct conf *c, const int *seen, int *line, char *why,
+		      size_t whysize);
+static int conf_key_line(const int *seen, const char *section, const char *name);
 static int conf_parse_text(const char *name, const char *text, size_t len, struct conf *c,
 			   char *err, size_t errsize);
 
@@ -728,7 +730,6 @@ conf_syntax_reason(const char *text, size_t len, int line)
 	return "expected \"name = value\", a [section] or a comment";
 }
 
-/* Contradictions between keys, each valid on its own. */
 /* Modes under which the statement firewall and the parameter escaping
  * would read quotes differently from the server: a bypass. ANSI, DB2,
  * MAXDB, MSSQL, ORACLE and POSTGRESQL include ANSI_QUOTES. */
@@ -768,11 +769,26 @@ conf_check_sql_mode(const char *mode, char *why, size_t whysize)
 	return 0;
 }
 
+/* The line a key was set on, 0 when it kept its default. */
 static int
-conf_check(const struct conf *c, char *why, size_t whysize)
+conf_key_line(const int *seen, const char *section, const char *name)
 {
-	if (c->sql_mode != NULL && conf_check_sql_mode(c->sql_mode, why, whysize) != 0)
+	const struct conf_key *k = conf_key_find(section, name);
+	return k != NULL ? seen[k - conf_keys] : 0;
+}
+
+/* Contradictions between keys, each valid on its own. *line is set to the
+ * line of the key to change (0 when no single line is to blame). */
+static int
+conf_check(const struct conf *c, const int *seen, int *line, char *why, size_t whysize)
+{
+	*line = 0;
+	if (c->sql_mode != NULL && conf_check_sql_mode(c->sql_mode, why, whysize) != 0) {
+		*line = conf_key_line(seen, "mysql", "sql_mode");
 		return -1;
+	}
+	if (c->nlisten == 1)
+		*line = conf_key_line(seen, "daemon", "listen");
 	/* Whoever reaches a TCP port can lock tables: a TCP listener must
 	 * authenticate its clients, by token or by client certificate. */
 	for (size_t i = 0; i < c->nlisten; i++) {
@@ -792,9 +808,13 @@ conf_check(const struct conf *c, char *why, size_t whysize)
 			return -1;
 		}
 	}
+	*line = 0;
 	if (c->default_ttl_ms > c->max_ttl_ms) {
 		snprintf(why, whysize, "[leases] default_ttl_ms (%lld) exceeds max_ttl_ms (%lld)",
 			 (long long)c->default_ttl_ms, (long long)c->max_ttl_ms);
+		*line = conf_key_line(seen, "leases", "default_ttl_ms");
+		if (*line == 0)
+			*line = conf_key_line(seen, "leases", "max_ttl_ms");
 		return -1;
 	}
 	return 0;
@@ -824,8 +844,12 @@ conf_parse_text(const char *name, const char *text, size_t len, struct conf *c, 
 		rc = -1;
 	} else {
 		char why[256];
-		if (conf_check(c, why, sizeof why) != 0) {
-			snprintf(err, errsize, "%s: %s", name, why);
+		int line;
+		if (conf_check(c, p->seen, &line, why, sizeof why) != 0) {
+			if (line > 0)
+				snprintf(err, errsize, "%s:%d: %s", name, line, why);
+			else
+				snprintf(err, errsize, "%s: %s", name, why);
 			rc = -1;
 		}
 	}

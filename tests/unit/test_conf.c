@@ -334,18 +334,18 @@ static const struct bad_case bad_cases[] = {
 	{"[daemon]\nlisten = unix:\n",
 	 "t.conf:2: [daemon] listen: unix: needs a socket path, as unix:/run/x.sock"},
 	{"[daemon]\nlisten = tcp:127.0.0.1:7000\n",
-	 "t.conf: [daemon] listen tcp:127.0.0.1:7000: a TCP listener needs authentication: "
+	 "t.conf:2: [daemon] listen tcp:127.0.0.1:7000: a TCP listener needs authentication: "
 	 "configure [tokens] (or use tls: with [tls] client_ca)"},
 	{"[mysql]\nsql_mode = STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES\n",
-	 "t.conf: [mysql] sql_mode: NO_BACKSLASH_ESCAPES changes how quotes are read, which the "
+	 "t.conf:2: [mysql] sql_mode: NO_BACKSLASH_ESCAPES changes how quotes are read, which the "
 	 "statement firewall relies on"},
 	{"[mysql]\nsql_mode = ANSI\n",
-	 "t.conf: [mysql] sql_mode: ANSI changes how quotes are read, which the statement "
+	 "t.conf:2: [mysql] sql_mode: ANSI changes how quotes are read, which the statement "
 	 "firewall relies on"},
 	{"[mysql]\nsql_mode = STRICT_ALL_TABLES' OR 1\n",
-	 "t.conf: [mysql] sql_mode: only mode names (A-Z, 0-9, _) separated by commas"},
+	 "t.conf:2: [mysql] sql_mode: only mode names (A-Z, 0-9, _) separated by commas"},
 	{"[daemon]\nlisten = tls:127.0.0.1:7000\n",
-	 "t.conf: [daemon] listen tls:127.0.0.1:7000 needs [tls] cert and key"},
+	 "t.conf:2: [daemon] listen tls:127.0.0.1:7000 needs [tls] cert and key"},
 	{"[tokens]\napp = secret\n",
 	 "t.conf:2: [tokens] app: must be the token's SHA-256 as 64 hex digits "
 	 "(printf %s TOKEN | sha256sum), never the token itself"},
@@ -390,11 +390,11 @@ static const struct bad_case bad_cases[] = {
 	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases, statements, metrics, tls, access and tokens)"},
 	{"[bad]\n#" LONG_LINE "\nk = v\n",
 	 "t.conf:1: unknown section [bad] (sections are daemon, mysql, leases, statements, metrics, tls, access and tokens)"},
-	/* Cross-checks name the file only. */
+	/* Cross-checks point at the key to change. */
 	{"[leases]\ndefault_ttl_ms = 700000\n",
-	 "t.conf: [leases] default_ttl_ms (700000) exceeds max_ttl_ms (600000)"},
+	 "t.conf:2: [leases] default_ttl_ms (700000) exceeds max_ttl_ms (600000)"},
 	{"[leases]\nmax_ttl_ms = 1000\n",
-	 "t.conf: [leases] default_ttl_ms (30000) exceeds max_ttl_ms (1000)"},
+	 "t.conf:2: [leases] default_ttl_ms (30000) exceeds max_ttl_ms (1000)"},
 };
 
 static void
