@@ -27,8 +27,14 @@ struct listener {
 	bool is_unix;
 	enum client_transport transport;
 	char *address;
-	struct event *pause;	/* re-enables after running out of descriptors */
+	struct event *pause;	/* re-enables after a burst or running out of descriptors */
+	unsigned int burst;	/* accepted since the listener last yielded */
 };
+
+/* libevent's listener accepts until the backlog is empty: under a storm of
+ * connects that could starve the clients already served. After this many
+ * accepts the listener yields to one turn of the event loop. */
+#define LISTENER_BURST 32
 
 static struct listener *listeners;
 static size_t nlisteners;
@@ -47,8 +53,13 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 		   void *arg)
 {
 	struct listener *l = arg;
-	(void)ev;
+	struct timeval now = {0, 0};
+
 	client_accept(fd, addr, len, l->transport);
+	if (++l->burst >= LISTENER_BURST) {
+		evconnlistener_disable(ev);
+		evtimer_add(l->pause, &now);
+	}
 }
 
 /* Out of file descriptors (EMFILE): accepting again at once would spin,
@@ -70,6 +81,7 @@ listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	(void)fd;
 	(void)what;
+	l->burst = 0;
 	if (l->ev != NULL)
 		evconnlistener_enable(l->ev);
 }
