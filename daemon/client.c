@@ -449,13 +449,15 @@ client_authenticate(struct client *c, const char *token)
 		free(c->identity.token);
 		c->identity.token = NULL;
 		c->identity.authenticated = c->peer.is_unix;
-		if (c->peer.is_unix)
+		if (c->peer.is_unix) {
+			/* Back under its unix identity, which held this
+			 * connection a moment ago: it fits again. */
 			identity_unix_label(&c->identity, c->peer.uid);
-		else
+			(void)client_count_connection(c);
+		} else {
 			snprintf(c->identity.label, sizeof(c->identity.label),
 				 "unauthenticated@%s", c->peer.address);
-		if (c->peer.is_unix && client_count_connection(c) == false)
-			c->counted = false;
+		}
 		return false;
 	}
 	log_info("client %llu from %s: authenticated as %s", (unsigned long long)c->id,
