@@ -596,6 +596,24 @@ class Daemon:
         except OSError:
             return ""
 
+    def teardown(self):
+        """Stops the daemon (SIGTERM must give 0), removes its dir, and
+        returns what went wrong, with the log tail (printed too: pytest
+        shows it when the test failed)."""
+        problems = []
+        print("---- tablelockd log (%s), last 6000 chars:\n%s" % (self.dir, self.log_text()[-6000:]))
+        if self.running():
+            rc = self.stop()
+            if rc != 0:
+                problems.append("tablelockd exited with %d on SIGTERM at teardown" % rc)
+        reports = self.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer reports:\n" + "\n".join(reports[:20]))
+        if problems:
+            problems.append("daemon log tail:\n" + self.log_text()[-4000:])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
+
     def sanitizer_reports(self):
         return [line for line in self.log_text().splitlines()
                 if "AddressSanitizer" in line or "LeakSanitizer" in line or "runtime error" in line
@@ -626,18 +644,7 @@ def daemon(mariadb):
 
     problems = []
     for d in started:
-        # Shown by pytest only when the test failed ("Captured stdout teardown").
-        print("---- tablelockd log (%s), last 6000 chars:\n%s" % (d.dir, d.log_text()[-6000:]))
-        if d.running():
-            rc = d.stop()
-            if rc != 0:
-                problems.append("tablelockd exited with %d on SIGTERM at teardown" % rc)
-        reports = d.sanitizer_reports()
-        if reports:
-            problems.append("sanitizer reports:\n" + "\n".join(reports[:20]))
-        if problems:
-            problems.append("daemon log tail:\n" + d.log_text()[-4000:])
-        shutil.rmtree(d.dir, ignore_errors=True)
+        problems += d.teardown()
     assert not problems, "\n".join(problems)
 
 

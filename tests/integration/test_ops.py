@@ -700,15 +700,7 @@ def spawned(mariadb):
     yield make
     problems = []
     for d in made:
-        print("---- tablelockd log (%s):\n%s" % (d.dir, d.log_text()[-6000:]))
-        if d.running():
-            rc = d.stop()
-            if rc != 0:
-                problems.append("tablelockd exited with %d on SIGTERM at teardown" % rc)
-        reports = d.sanitizer_reports()
-        if reports:
-            problems.append("sanitizer reports:\n" + "\n".join(reports[:20]))
-        shutil.rmtree(d.dir, ignore_errors=True)
+        problems += d.teardown()
     assert not problems, "\n".join(problems)
 
 
