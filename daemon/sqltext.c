@@ -1222,11 +1222,14 @@ struct sqltext_scan {
 	unsigned versioned_seen;
 	bool ignored_any;
 	size_t ignored_offset;
+	bool semicolon;			/* the reading has a ';' ... */
+	size_t semicolon_at;		/* ... here: where the statement ends */
 };
 
 /* One reading of the text (one choice of which versioned comments are
  * comments): lexical errors, then the first keyword, then a second
- * statement, file writes and odd text anywhere. */
+ * statement, a ';' inside an executable comment, file writes and odd text
+ * anywhere. */
 static bool
 sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct sqltext_scan *scan,
 		      char *why, size_t whysize)
@@ -1234,8 +1237,8 @@ sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct 
 	struct sqltext_lexer lx;
 	struct sqltext_token tok, prev = { .kind = SQLTEXT_TOKEN_END };
 	enum sqltext_token_kind kind;
-	bool after_semicolon = false, second = false, file = false, odd = false;
-	size_t semicolon_at = 0, file_at = 0, odd_at = 0;
+	bool after_semicolon = false, second = false, file = false, odd = false, semicolon_inside = false;
+	size_t semicolon_at = 0, file_at = 0, odd_at = 0, semicolon_inside_at = 0, executable_at = 0;
 	const char *odd_what = NULL;
 
 	sqltext_lexer_init(&lx, sql, len, ignore_mask, true);
@@ -1245,6 +1248,16 @@ sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct 
 		if (sqltext_token_is(sql, &tok, ';') && !after_semicolon) {
 			after_semicolon = true;
 			semicolon_at = tok.start;
+		}
+		/* The server ends the statement at a ';' inside an executable
+		 * comment ("SELECT 1 /\*!;*\/" fails near '*\/'), and a
+		 * versioned one decides per server whether there is a ';' at
+		 * all: the daemon, which cuts a statement before its ';' to send
+		 * it in a batch, must find the end where every server does. */
+		if (!semicolon_inside && lx.in_executable && sqltext_token_is(sql, &tok, ';')) {
+			semicolon_inside = true;
+			semicolon_inside_at = tok.start;
+			executable_at = lx.executable_start;
 		}
 		/* OUTFILE is reserved and DUMPFILE only means a file after INTO;
 		 * refusing either word anywhere does not depend on how what
@@ -1265,6 +1278,8 @@ sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct 
 	scan->versioned_seen = lx.versioned_seen;
 	scan->ignored_any = lx.ignored_any;
 	scan->ignored_offset = lx.ignored_offset;
+	scan->semicolon = after_semicolon;
+	scan->semicolon_at = semicolon_at;
 	if (kind == SQLTEXT_TOKEN_ERROR)
 		return sqltext_why(why, whysize, "%s at offset %zu", lx.error, lx.error_offset);
 	if (!sqltext_firewall_classify(sql, len, ignore_mask, why, whysize))
@@ -1272,6 +1287,18 @@ sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct 
 	if (second)
 		return sqltext_why(why, whysize, "more than one statement: text follows the ';' at offset %zu",
 				   semicolon_at);
+	if (semicolon_inside)
+		return sqltext_why(why, whysize, "';' inside an executable comment is not allowed (the ';' at offset "
+						 "%zu, in the /*! ... */ at offset %zu): the server would end the "
+						 "statement there", semicolon_inside_at, executable_at);
+	/* "--" before the ';' is two minus signs here, but a comment once
+	 * the daemon cuts the ';' off and adds "\n" (and for the server,
+	 * which strips a trailing ';' before it lexes: "SELECT 1 --;"
+	 * returns 1): the text would not be what the firewall read. */
+	if (after_semicolon && semicolon_at >= 2 && sql[semicolon_at - 2] == '-' && sql[semicolon_at - 1] == '-')
+		return sqltext_why(why, whysize, "'--' right before the ';' at offset %zu is not allowed: MariaDB "
+						 "reads it as a comment or as two minus signs depending on what "
+						 "follows", semicolon_at);
 	if (file)
 		return sqltext_why(why, whysize, "INTO OUTFILE and INTO DUMPFILE are not allowed: they write files "
 						 "on the database server (offset %zu)", file_at);
@@ -1285,29 +1312,55 @@ struct sqltext_firewall_reading {
 	size_t len;
 	char *why;
 	size_t whysize;
+	struct sqltext_scan code;	/* the all-code reading, visited first */
 };
+
+/* Where the statement ends in a reading, for a reason. */
+static void
+sqltext_firewall_end_text(const struct sqltext_scan *scan, char *text, size_t size)
+{
+	if (scan->semicolon)
+		snprintf(text, size, "at the ';' at offset %zu", scan->semicolon_at);
+	else
+		snprintf(text, size, "at the end of the text");
+}
 
 static bool
 sqltext_firewall_reading(void *arg, uint32_t mask, unsigned *versioned_seen)
 {
 	struct sqltext_firewall_reading *r = arg;
 	struct sqltext_scan scan;
-	char reason[512];
+	char reason[512], code_end[64], end[64];
 
-	if (sqltext_firewall_once(r->sql, r->len, mask, &scan, reason, sizeof reason)) {
-		*versioned_seen = scan.versioned_seen;
+	if (!sqltext_firewall_once(r->sql, r->len, mask, &scan, reason, sizeof reason)) {
+		if (mask == 0 || !scan.ignored_any)
+			return sqltext_why(r->why, r->whysize, "%s", reason);
+		return sqltext_why(r->why, r->whysize,
+				   "%s (when the server ignores the versioned comment at offset %zu)",
+				   reason, scan.ignored_offset);
+	}
+	*versioned_seen = scan.versioned_seen;
+	if (mask == 0) {
+		r->code = scan;
 		return true;
 	}
-	if (mask == 0 || !scan.ignored_any)
-		return sqltext_why(r->why, r->whysize, "%s", reason);
-	return sqltext_why(r->why, r->whysize, "%s (when the server ignores the versioned comment at offset %zu)",
-			   reason, scan.ignored_offset);
+	/* "SELECT 1 /\*!99999 '*\/ ; -- ' *\/" is one statement where the
+	 * comment runs and ends at the ';' where it does not. */
+	if (scan.semicolon != r->code.semicolon || (scan.semicolon && scan.semicolon_at != r->code.semicolon_at)) {
+		sqltext_firewall_end_text(&r->code, code_end, sizeof code_end);
+		sqltext_firewall_end_text(&scan, end, sizeof end);
+		return sqltext_why(r->why, r->whysize,
+				   "the statement ends %s, but %s when the server ignores the versioned comment at "
+				   "offset %zu: it must end at the same place on every server",
+				   code_end, end, scan.ignored_offset);
+	}
+	return true;
 }
 
 enum sqltext_verdict
 sqltext_firewall(const char *sql, size_t len, char *why, size_t whysize)
 {
-	struct sqltext_firewall_reading reading = { sql, len, why, whysize };
+	struct sqltext_firewall_reading reading = { sql, len, why, whysize, { 0 } };
 
 	if (sql == NULL) {
 		reading.sql = "";

@@ -49,7 +49,10 @@ enum sqltext_verdict {
  * SET, DDL and other implicit-commit statements, FLUSH, KILL, HANDLER,
  * LOAD DATA, SELECT … INTO OUTFILE/DUMPFILE, and any text with a second
  * statement after a ';'. A trailing ';' followed only by whitespace and
- * comments is allowed. On DENY writes a human reason into why. */
+ * comments is allowed; a ';' inside an executable comment is not, nor
+ * "--" right before the ';', nor text whose ';' moves when the server
+ * skips a versioned comment, so the statement ends at one place on every
+ * server. On DENY writes a human reason into why. */
 enum sqltext_verdict sqltext_firewall(const char *sql, size_t len, char *why, size_t whysize);
 
 #endif

@@ -910,7 +910,73 @@ test_sqltext_firewall_statement_boundaries(void **state)
 	test_sqltext_allow("SELECT 1; -- c");
 	test_sqltext_allow("SELECT 1;\n\n");
 	test_sqltext_allow("SELECT ';' ");
-	test_sqltext_allow("SELECT 1 /*!;*/");
+	test_sqltext_allow("SELECT 1 ; /*! */");
+	test_sqltext_allow("SELECT 1; /*!50000 */");
+	test_sqltext_allow("SELECT 1 /*!50000 + 1 */;");
+}
+
+/* The server ends a statement at a ';' inside an executable comment
+ * (MariaDB 10.11: "SELECT 1 /\*!;*\/" fails near '*\/'), and a ';' that
+ * only some servers see moves the end: both are refused, so the daemon
+ * cuts every statement at the one place every server ends it. */
+static void
+test_sqltext_firewall_semicolon_in_executable_comment(void **state)
+{
+	(void)state;
+	test_sqltext_deny("SELECT 1 /*!;*/",
+			  "';' inside an executable comment is not allowed (the ';' at offset 12, in the /*! ... */ "
+			  "at offset 9): the server would end the statement there");
+	test_sqltext_deny("SELECT 1 /*! ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*!50000 ;*/", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*!50000;*/", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*!99999 ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*M! ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*M!100000 ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*! /* c */ ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SELECT 1 /*! -- c\n ; */", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("/*!SELECT 1;*/", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("/*!50000 SELECT 1;*/", "';' inside an executable comment is not allowed");
+	test_sqltext_deny("SET @a = 1 /*!;*/", "';' inside an executable comment is not allowed");
+	/* Only code counts: a ';' in a string or comment inside is data. */
+	test_sqltext_allow("SELECT 1 /*! + ';' */");
+	test_sqltext_allow("SELECT 1 /*! /* ; */ + 1 */");
+	test_sqltext_allow("SELECT 1 /*! -- ;\n + 1 */");
+	/* Where the comment runs the ';' is in a string; where it does not,
+	 * the statement ends there. */
+	test_sqltext_deny("SELECT 1 /*!99999 '*/ ; -- ' */",
+			  "the statement ends at the end of the text, but at the ';' at offset 22 when the server "
+			  "ignores the versioned comment at offset 9: it must end at the same place on every server");
+	test_sqltext_deny("SELECT 1 /*!99999 '*/ ; -- ' */ ;",
+			  "the statement ends at the ';' at offset 32, but at the ';' at offset 22 when the server "
+			  "ignores the versioned comment at offset 9");
+	test_sqltext_deny("SELECT 1 /*!50000 /* x */ '*/; # ' */", "it must end at the same place on every server");
+	test_sqltext_deny("SELECT 1 /*!50000 + 1 */, /*!99999 '*/ ; -- ' */",
+			  "ignores the versioned comment at offset 26");
+}
+
+/* "--;" is minus minus then ';', but cut before the ';' and followed by
+ * the daemon's "\n" the dashes are a comment; the server itself strips a
+ * trailing ';' before it lexes ("SELECT 1 --;" returns 1 on MariaDB
+ * 10.11, "SELECT 1 --;SELECT 2" is a syntax error). */
+static void
+test_sqltext_firewall_dashes_before_semicolon(void **state)
+{
+	(void)state;
+	test_sqltext_deny("SELECT 1 --;",
+			  "'--' right before the ';' at offset 11 is not allowed: MariaDB reads it as a comment or "
+			  "as two minus signs depending on what follows");
+	test_sqltext_deny("SELECT 5--;", "'--' right before the ';' at offset 10");
+	test_sqltext_deny("SET @a = --;", "'--' right before the ';'");
+	test_sqltext_deny("SELECT 1 ---; -- c", "'--' right before the ';'");
+	test_sqltext_deny("SELECT 1 /*!50000 + 1 */--;", "'--' right before the ';'");
+	/* Anything between them keeps the two apart. */
+	test_sqltext_allow("SELECT 1 - -;");
+	test_sqltext_allow("SELECT 5-- 3;");
+	test_sqltext_allow("SELECT 5--3;");
+	test_sqltext_allow("SELECT 1 -- ;");
+	test_sqltext_allow("SELECT '--';");
+	test_sqltext_allow("SELECT 1 /* -- */;");
+	test_sqltext_allow("SELECT 1 --\t;\n");
 }
 
 static void
@@ -1111,6 +1177,8 @@ main(void)
 		cmocka_unit_test(test_sqltext_firewall_first_token),
 		cmocka_unit_test(test_sqltext_firewall_reasons_are_safe),
 		cmocka_unit_test(test_sqltext_firewall_after_bind),
+		cmocka_unit_test(test_sqltext_firewall_semicolon_in_executable_comment),
+		cmocka_unit_test(test_sqltext_firewall_dashes_before_semicolon),
 	};
 
 	return cmocka_run_group_tests_name("sqltext", tests, NULL, NULL);
