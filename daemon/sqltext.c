@@ -1,4 +1,4 @@
-/* SQL text: one MariaDB-faithful lexer behind placeholder binding and the statement firewall. */
+/* SQL text: one MariaDB-faithful lexer behind binding, the firewall and statement ends. */
 #include "daemon/sqltext.h"
 
 #include <limits.h>
@@ -1252,8 +1252,8 @@ sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_mask, struct 
 		/* The server ends the statement at a ';' inside an executable
 		 * comment ("SELECT 1 /\*!;*\/" fails near '*\/'), and a
 		 * versioned one decides per server whether there is a ';' at
-		 * all: the daemon, which cuts a statement before its ';' to send
-		 * it in a batch, must find the end where every server does. */
+		 * all: the daemon's cut (sqltext_statement_length) must be the
+		 * same everywhere. */
 		if (!semicolon_inside && lx.in_executable && sqltext_token_is(sql, &tok, ';')) {
 			semicolon_inside = true;
 			semicolon_inside_at = tok.start;
@@ -1367,4 +1367,26 @@ sqltext_firewall(const char *sql, size_t len, char *why, size_t whysize)
 		reading.len = 0;
 	}
 	return sqltext_each_reading(sqltext_firewall_reading, &reading) ? SQLTEXT_ALLOW : SQLTEXT_DENY;
+}
+
+/*
+ * Statement ends
+ */
+
+/* The all-code reading is enough: the firewall allows only text whose ';'
+ * is at the same offset in every reading (sqltext_firewall_reading). */
+size_t
+sqltext_statement_length(const char *sql, size_t len)
+{
+	struct sqltext_lexer lx;
+	struct sqltext_token tok;
+	enum sqltext_token_kind kind;
+
+	if (sql == NULL)
+		return 0;
+	sqltext_lexer_init(&lx, sql, len, 0, false);
+	while ((kind = sqltext_lexer_next(&lx, &tok)) != SQLTEXT_TOKEN_END && kind != SQLTEXT_TOKEN_ERROR)
+		if (sqltext_token_is(sql, &tok, ';'))
+			return tok.start;
+	return len;
 }

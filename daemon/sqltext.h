@@ -1,4 +1,4 @@
-/* SQL text: placeholder scanning and binding, and the statement firewall. */
+/* SQL text: placeholder binding, the statement firewall and where a statement ends. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -52,7 +52,25 @@ enum sqltext_verdict {
  * comments is allowed; a ';' inside an executable comment is not, nor
  * "--" right before the ';', nor text whose ';' moves when the server
  * skips a versioned comment, so the statement ends at one place on every
- * server. On DENY writes a human reason into why. */
+ * server (see sqltext_statement_length). On DENY writes a human reason
+ * into why. */
 enum sqltext_verdict sqltext_firewall(const char *sql, size_t len, char *why, size_t whysize);
+
+/*
+ * The length of the statement proper: the offset of the trailing ';' when
+ * the text has one, else len. Only meaningful for text the firewall allows
+ * (for other text it is the offset of the first ';' the lexer finds, or
+ * len, and always <= len).
+ *
+ * Contract: for any text T that sqltext_firewall allows, with
+ * n = sqltext_statement_length(T, len), the daemon may send
+ * T[0..n) + "\n;" + the next statement in one multi-statement batch
+ * (CLIENT_MULTI_STATEMENTS) and MariaDB ends T's statement exactly at the
+ * daemon's ';': T[0..n) holds no ';' in any reading of its versioned
+ * comments and ends outside every string, name and comment, except a
+ * trailing "-- " or "#" comment, which the "\n" ends. What is cut off is
+ * the ';' and the whitespace and comments after it.
+ */
+size_t sqltext_statement_length(const char *sql, size_t len);
 
 #endif

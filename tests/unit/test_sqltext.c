@@ -1,4 +1,4 @@
-/* Unit tests for daemon/sqltext.c: placeholders, binding and the statement firewall, hostile input first. */
+/* Unit tests for daemon/sqltext.c: placeholders, binding, the firewall and statement ends, hostile input first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1131,6 +1131,104 @@ test_sqltext_firewall_reasons_are_safe(void **state)
 	assert_int_equal(sqltext_firewall("SELECT 1; COMMIT", 9, why, sizeof why), SQLTEXT_ALLOW);
 }
 
+/*
+ * Statement ends
+ */
+
+/* sql is allowed and its statement is its first want bytes; then the
+ * daemon's batch piece, T[0..n) + "\n;", is allowed and ends at its ';',
+ * and T[0..n) alone is allowed and has no ';'. */
+static void
+test_sqltext_cut_len(const char *sql, size_t len, size_t want)
+{
+	char piece[512];
+	size_t n = sqltext_statement_length(sql, len);
+
+	test_sqltext_allow_len(sql, len);
+	if (n != want)
+		fail_msg("statement_length(\"%.*s\") = %zu, want %zu", (int)len, sql, n, want);
+	assert_true(n + 2 <= sizeof piece);
+	memcpy(piece, sql, n);
+	test_sqltext_allow_len(piece, n);
+	assert_int_equal(sqltext_statement_length(piece, n), n);
+	memcpy(piece + n, "\n;", 2);
+	test_sqltext_allow_len(piece, n + 2);
+	assert_int_equal(sqltext_statement_length(piece, n + 2), n + 1);
+}
+
+static void
+test_sqltext_cut(const char *sql, size_t want)
+{
+	test_sqltext_cut_len(sql, strlen(sql), want);
+}
+
+static void
+test_sqltext_statement_length_cuts(void **state)
+{
+	(void)state;
+	test_sqltext_cut("SELECT 1", 8);
+	test_sqltext_cut("SELECT 1;", 8);
+	test_sqltext_cut("SELECT 1 ;", 9);
+	test_sqltext_cut("  select 1\t;\n", 11);
+	test_sqltext_cut("SELECT 1;\n\n", 8);
+	/* Comments after the ';' are cut off with it. */
+	test_sqltext_cut("SELECT 1; -- c", 8);
+	test_sqltext_cut("SELECT 1;-- c\n", 8);
+	test_sqltext_cut("SELECT 1;# c", 8);
+	test_sqltext_cut("SELECT 1;/* c */", 8);
+	test_sqltext_cut("SELECT 1; /* c */ # d\n -- e", 8);
+	test_sqltext_cut("SELECT 1 ; /*! */", 9);
+	test_sqltext_cut("SELECT 1; /*!50000 */", 8);
+	test_sqltext_cut("SELECT 1; /*M!100000 */ -- x", 8);
+	/* Comments before the ';' stay; a trailing "-- " or "#" comment
+	 * without a ';' is ended by the daemon's "\n". */
+	test_sqltext_cut("SELECT 1 /* c */;", 16);
+	test_sqltext_cut("SELECT 1 -- c", 13);
+	test_sqltext_cut("SELECT 1 --", 11);
+	test_sqltext_cut("SELECT 1 # c", 12);
+	test_sqltext_cut("SELECT 1 #", 10);
+	test_sqltext_cut("SELECT 1 -- c;", 14);
+	test_sqltext_cut("SELECT 1 # c;", 13);
+	test_sqltext_cut("SELECT 1 -- c\n;", 14);
+	test_sqltext_cut("SELECT 1 # c\n;", 13);
+	test_sqltext_cut("SELECT 1 /* ; */", 16);
+	test_sqltext_cut("SELECT 1 - -;", 12);
+	test_sqltext_cut("SELECT 1 -- ;", 13);
+	/* A ';' in a string or name is data. */
+	test_sqltext_cut("SELECT ';'", 10);
+	test_sqltext_cut("SELECT ';';", 10);
+	test_sqltext_cut("SELECT \";\", `;` FROM t;", 22);
+	test_sqltext_cut("SELECT 'a\\';';", 13);
+	test_sqltext_cut("SELECT 'it'';';", 14);
+	test_sqltext_cut("SELECT `a``;`;", 13);
+	test_sqltext_cut("SET @a = ';', @`;` = 1;", 22);
+	/* Executable comments before the ';' are code, in every reading. */
+	test_sqltext_cut("SELECT 1 /*! + 1 */;", 19);
+	test_sqltext_cut("SELECT 1 /*!50000 + 1 */ ;", 25);
+	test_sqltext_cut("SELECT 1 /*M!100000 + 1 */;", 26);
+	test_sqltext_cut("SELECT 1 /*!99999 + ';' */;", 26);
+	test_sqltext_cut("/*!50000 SELECT 1 */;", 20);
+	test_sqltext_cut("SELECT 1 /*! + ';' */", 21);
+	test_sqltext_cut("SELECT ?;", 8);
+	/* Only len bytes are read. */
+	test_sqltext_cut_len("SELECT 1; COMMIT", 9, 8);
+	test_sqltext_cut_len("SELECT 1;", 8, 8);
+}
+
+/* Text the firewall refuses still gets a length no longer than the text. */
+static void
+test_sqltext_statement_length_refused_text(void **state)
+{
+	(void)state;
+	assert_int_equal(sqltext_statement_length(NULL, 0), 0);
+	assert_int_equal(sqltext_statement_length("", 0), 0);
+	assert_int_equal(sqltext_statement_length("SELECT 1; COMMIT", 16), 8);
+	assert_int_equal(sqltext_statement_length(";", 1), 0);
+	assert_int_equal(sqltext_statement_length("SELECT 'abc", 11), 11);
+	assert_int_equal(sqltext_statement_length("SELECT 1 /* ;", 13), 13);
+	assert_int_equal(sqltext_statement_length("SELECT 1 /*!;*/", 15), 12);
+}
+
 /* Every placeholder template a client might send, bound and then checked:
  * the daemon checks the bound text, which is what the server runs. */
 static void
@@ -1179,6 +1277,8 @@ main(void)
 		cmocka_unit_test(test_sqltext_firewall_after_bind),
 		cmocka_unit_test(test_sqltext_firewall_semicolon_in_executable_comment),
 		cmocka_unit_test(test_sqltext_firewall_dashes_before_semicolon),
+		cmocka_unit_test(test_sqltext_statement_length_cuts),
+		cmocka_unit_test(test_sqltext_statement_length_refused_text),
 	};
 
 	return cmocka_run_group_tests_name("sqltext", tests, NULL, NULL);
