@@ -1,4 +1,4 @@
-/* SQL text: placeholder binding, the statement firewall and where a statement ends. */
+/* SQL text: placeholder binding, the statement firewall, statement ends and session effects. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -72,5 +72,39 @@ enum sqltext_verdict sqltext_firewall(const char *sql, size_t len, char *why, si
  * the ';' and the whitespace and comments after it.
  */
 size_t sqltext_statement_length(const char *sql, size_t len);
+
+/*
+ * Session state a statement may leave behind that MariaDB 10.11's
+ * session_track_state_change does not report (SERVER_SESSION_STATE_CHANGED
+ * stays clear: measured for each kind below), so that the daemon knows to
+ * reset the session (mysql_reset_connection) after the lease.
+ */
+enum sqltext_effect {
+	/* @name, @'name', @"name", @`name` (not @@system reads): set by
+	 * SELECT @a := 1 and SELECT 1 INTO @a. */
+	SQLTEXT_EFFECT_USER_VARIABLE = 1u << 0,
+	/* GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS: user locks outlive the
+	 * transaction and UNLOCK TABLES. */
+	SQLTEXT_EFFECT_USER_LOCK = 1u << 1,
+	/* LAST_INSERT_ID(expr), and INSERT and REPLACE, which set what
+	 * LAST_INSERT_ID() returns when the table has an AUTO_INCREMENT
+	 * column. */
+	SQLTEXT_EFFECT_LAST_INSERT_ID = 1u << 2,
+	/* NEXTVAL, LASTVAL, SETVAL, CURRVAL, NEXT VALUE FOR, PREVIOUS VALUE
+	 * FOR: NEXT VALUE sets the session's last value of the sequence. */
+	SQLTEXT_EFFECT_SEQUENCE = 1u << 3,
+	SQLTEXT_EFFECT_ALL = (1u << 4) - 1
+};
+
+/*
+ * The sqltext_effect flags of the statement, or 0 when it leaves none of
+ * them. Conservative: a word counts wherever it stands outside strings and
+ * comments (a column named nextval, the string function REPLACE() count
+ * too), in every reading of versioned comments (the union), and text the
+ * lexer cannot read (which the firewall refuses) gets SQLTEXT_EFFECT_ALL.
+ * It cannot see into stored functions or triggers, which can do all of
+ * the above: the daemon's account must not be able to run any that do.
+ */
+unsigned sqltext_session_effects(const char *sql, size_t len);
 
 #endif

@@ -1,4 +1,4 @@
-/* Unit tests for daemon/sqltext.c: placeholders, binding, the firewall and statement ends, hostile input first. */
+/* Unit tests for daemon/sqltext.c: placeholders, binding, the firewall, statement ends and session effects, hostile input first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1229,6 +1229,190 @@ test_sqltext_statement_length_refused_text(void **state)
 	assert_int_equal(sqltext_statement_length("SELECT 1 /*!;*/", 15), 12);
 }
 
+/*
+ * Session effects
+ */
+
+struct test_sqltext_effect {
+	const char *sql;
+	unsigned want;
+};
+
+static void
+test_sqltext_effects(const struct test_sqltext_effect *cases, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		unsigned got = sqltext_session_effects(cases[i].sql, strlen(cases[i].sql));
+		if (got != cases[i].want)
+			fail_msg("session_effects(\"%s\") = %#x, want %#x", cases[i].sql, got, cases[i].want);
+	}
+}
+
+#define TEST_SQLTEXT_EFFECTS(cases) test_sqltext_effects(cases, sizeof cases / sizeof cases[0])
+
+/* What MariaDB 10.11's session_track_state_change missed, measured. */
+static void
+test_sqltext_session_effects_measured(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_effect cases[] = {
+		{ "SELECT @y := 2", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 3 INTO @z", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT GET_LOCK('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT `get_lock`('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT RELEASE_ALL_LOCKS()", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT LAST_INSERT_ID(5)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "INSERT INTO ai (v) VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "SELECT NEXTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT NEXT VALUE FOR s", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT SETVAL(s, 100)", SQLTEXT_EFFECT_SEQUENCE },
+	};
+
+	TEST_SQLTEXT_EFFECTS(cases);
+}
+
+static void
+test_sqltext_session_effects_none(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_effect cases[] = {
+		{ "SELECT 1", 0 },
+		{ "SELECT * FROM t WHERE a = ? FOR UPDATE", 0 },
+		{ "UPDATE t SET a = a + 1 WHERE id = 7", 0 },
+		{ "DELETE FROM t WHERE id = 7", 0 },
+		{ "DO SLEEP(0)", 0 },
+		{ "", 0 },
+		/* System variables are only read. */
+		{ "SELECT @@autocommit", 0 },
+		{ "SELECT @@session.autocommit, @@GLOBAL.wait_timeout, @@`sql_mode`", 0 },
+		{ "SELECT @@identity, @@insert_id", 0 },
+		/* Strings, names and comments are data. */
+		{ "SELECT '@a', \"@b\", `@c` FROM t", 0 },
+		{ "SELECT * FROM users WHERE email LIKE '%@example.com'", 0 },
+		{ "SELECT 'GET_LOCK(1, 2)', \"NEXTVAL(s)\", 'INSERT'", 0 },
+		{ "SELECT 1 -- @a GET_LOCK('x', 0)", 0 },
+		{ "SELECT 1 # @a LAST_INSERT_ID(1)", 0 },
+		{ "SELECT 1 /* @a NEXT VALUE FOR s */", 0 },
+		{ "SELECT /*+ @a */ 1", 0 },
+		{ "SELECT 1 /*! + '@a' */", 0 },
+		/* Whole words only. */
+		{ "SELECT get_locker, xget_lock, last_insert_ids, nextvalue FROM t", 0 },
+		{ "SELECT IS_FREE_LOCK('x'), IS_USED_LOCK('x')", 0 },
+		{ "SELECT next, value, previous FROM t", 0 },
+		{ "SELECT `get_lock ` FROM t", 0 },
+	};
+
+	TEST_SQLTEXT_EFFECTS(cases);
+	assert_int_equal(sqltext_session_effects(NULL, 0), 0);
+	/* Only len bytes are read. */
+	assert_int_equal(sqltext_session_effects("SELECT 1, @a", 9), 0);
+	assert_int_equal(sqltext_session_effects("SELECT 1, @a", 11), SQLTEXT_EFFECT_USER_VARIABLE);
+}
+
+static void
+test_sqltext_session_effects_user_variables(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_effect cases[] = {
+		{ "SET @a = 1", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "set @a:=1", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @a", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @`q`", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @'q'", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @\"q\"", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @a.b$c", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @1e5x", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 1 INTO @outfile", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "UPDATE t SET a = (@n := @n + 1)", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @@autocommit, @b", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @b, @@autocommit", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @@autocommit,@b", SQLTEXT_EFFECT_USER_VARIABLE },
+		/* Odd spellings the server refuses still count. */
+		{ "SELECT @ a", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @/* c */a", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @@@a", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT @ @a", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 'x'@'y'", SQLTEXT_EFFECT_USER_VARIABLE },
+		/* Executable comments are code. */
+		{ "SELECT 1 /*! , @a */", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 1 /*!50000 , @a */", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 1 /*M!100000 , @a */", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 1 /*!99999 , @a */", SQLTEXT_EFFECT_USER_VARIABLE },
+	};
+
+	TEST_SQLTEXT_EFFECTS(cases);
+}
+
+static void
+test_sqltext_session_effects_functions(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_effect cases[] = {
+		{ "SELECT GET_LOCK('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "select get_lock('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT Get_Lock('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "DO GET_LOCK('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT GET_LOCK /* c */ ('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT `GET_LOCK`('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT RELEASE_LOCK('x')", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT `release_lock`('x')", SQLTEXT_EFFECT_USER_LOCK },
+		{ "DO release_all_locks()", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT LAST_INSERT_ID(5)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "UPDATE t SET id = last_insert_id(id + 1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "SELECT `Last_Insert_Id`()", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		/* The name after "@@" is a word like any other: a harmless false
+		 * positive. */
+		{ "SELECT @@last_insert_id", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "INSERT INTO t VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "insert into t set a = 1", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "REPLACE INTO t VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "INSERT INTO t SELECT * FROM u ON DUPLICATE KEY UPDATE a = 1", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		/* Conservative: the string function REPLACE() counts too. */
+		{ "SELECT REPLACE('a', 'b', 'c')", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		{ "SELECT NEXTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "select nextval(s)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT LASTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT SetVal(s, 1)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT `nextval`(s)", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT NEXT VALUE FOR s", SQLTEXT_EFFECT_SEQUENCE },
+		{ "select next /* c */ value -- d\n for s", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT PREVIOUS VALUE FOR s", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT previous value for db.s", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT s.nextval, s.currval", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT 1 /*!50000 + NEXTVAL(s) */", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT 1 /*M! + GET_LOCK('x', 0) */", SQLTEXT_EFFECT_USER_LOCK },
+		{ "INSERT INTO t VALUES (NEXTVAL(s), @a, GET_LOCK('x', 0))", SQLTEXT_EFFECT_ALL },
+	};
+
+	TEST_SQLTEXT_EFFECTS(cases);
+}
+
+/* Every reading of the versioned comments counts, and text that cannot be
+ * read gets every flag. */
+static void
+test_sqltext_session_effects_readings(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_effect cases[] = {
+		/* A string where the comment runs, code where it does not. */
+		{ "SELECT 1 /*!99999 '*/, @a -- ' */", SQLTEXT_EFFECT_USER_VARIABLE },
+		{ "SELECT 1 /*!50000 '*/, GET_LOCK('x', 0) -- ' */", SQLTEXT_EFFECT_USER_LOCK },
+		{ "SELECT 1 /*!50000 + 1 */, /*!99999 '*/, NEXTVAL(s) # ' */", SQLTEXT_EFFECT_SEQUENCE },
+		{ "SELECT 1 /*!50000 '*/, @a -- ' */, LAST_INSERT_ID(1)",
+		  SQLTEXT_EFFECT_USER_VARIABLE | SQLTEXT_EFFECT_LAST_INSERT_ID },
+		/* Unreadable in some reading. */
+		{ "SELECT 'abc", SQLTEXT_EFFECT_ALL },
+		{ "SELECT 1 /* abc", SQLTEXT_EFFECT_ALL },
+		{ "SELECT 1 /*!50000 + 1", SQLTEXT_EFFECT_ALL },
+		{ "SELECT /*!50000 '*/ ' */", SQLTEXT_EFFECT_ALL },
+		{ "SELECT /*!50000 1 */, /*!50000 2 */, /*!50000 3 */, /*!50000 4 */, /*!50000 5 */",
+		  SQLTEXT_EFFECT_ALL },
+	};
+
+	TEST_SQLTEXT_EFFECTS(cases);
+	assert_int_equal(sqltext_session_effects("SELECT `a\0b`", 12), SQLTEXT_EFFECT_ALL);
+}
+
 /* Every placeholder template a client might send, bound and then checked:
  * the daemon checks the bound text, which is what the server runs. */
 static void
@@ -1279,6 +1463,11 @@ main(void)
 		cmocka_unit_test(test_sqltext_firewall_dashes_before_semicolon),
 		cmocka_unit_test(test_sqltext_statement_length_cuts),
 		cmocka_unit_test(test_sqltext_statement_length_refused_text),
+		cmocka_unit_test(test_sqltext_session_effects_measured),
+		cmocka_unit_test(test_sqltext_session_effects_none),
+		cmocka_unit_test(test_sqltext_session_effects_user_variables),
+		cmocka_unit_test(test_sqltext_session_effects_functions),
+		cmocka_unit_test(test_sqltext_session_effects_readings),
 	};
 
 	return cmocka_run_group_tests_name("sqltext", tests, NULL, NULL);
