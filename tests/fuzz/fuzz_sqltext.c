@@ -1,4 +1,4 @@
-/* libFuzzer harness for daemon/sqltext.c: counting, binding and the firewall, with invariants. */
+/* libFuzzer harness for daemon/sqltext.c: counting, binding, the firewall, statement ends and effects, with invariants. */
 /*
  * Built by tests/fuzz/fuzz.mk, run by `make fuzz` and tests/fuzz/run.sh
  * (with tests/fuzz/sqltext.dict).
@@ -7,7 +7,16 @@
  * - count is -1 (unterminated) or more; unterminated text is never allowed;
  * - bind fails, leaving out alone, with one param too many or too few, and
  *   with the right count succeeds (versioned comments aside), leaving no
- *   placeholder, and a statement the firewall allowed stays allowed.
+ *   placeholder, and a statement the firewall allowed stays allowed;
+ * - the statement length n is at most the length, and sqltext_session_effects
+ *   sets no flag outside SQLTEXT_EFFECT_ALL;
+ * - for text T the firewall allows: T[n] is the ';' if n < len; T[0..n) is
+ *   allowed and has no ';' in any reading of its versioned comments (its
+ *   own length is n, and the firewall refuses a ';' that moves between
+ *   readings); the daemon's batch piece T[0..n) + "\n;" is allowed and
+ *   ends at that ';', and with a statement after it is refused for text
+ *   after the ';' at n + 1; and the cut drops no token, so all three have
+ *   T's session effects.
  * And for the input as a string param (the mock escape is
  * mysql_real_escape_string's, with backslash escapes on, as the daemon's
  * sessions require):
@@ -32,6 +41,7 @@ static void fuzz_sqltext_check_reason(const char *why, size_t size, bool must_ha
 static json_t *fuzz_sqltext_params(const uint8_t *data, size_t size, long count);
 static void fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size);
 static void fuzz_sqltext_check_strings(const uint8_t *data, size_t size);
+static void fuzz_sqltext_check_cut(const char *sql, size_t size);
 
 /* mysql_real_escape_string with backslash escapes on. */
 static unsigned long
@@ -171,6 +181,44 @@ fuzz_sqltext_check_strings(const uint8_t *data, size_t size)
 	}
 }
 
+/* sql is allowed: the daemon's cut (daemon/sqltext.h, sqltext_statement_length). */
+static void
+fuzz_sqltext_check_cut(const char *sql, size_t size)
+{
+	static const char next[] = "SELECT 1";
+	char why[512], want[64];
+	size_t n = sqltext_statement_length(sql, size);
+	unsigned effects = sqltext_session_effects(sql, size);
+	char *piece = malloc(n + 2 + sizeof next);
+
+	if (piece == NULL)
+		abort();
+	if (n > size || (n < size && sql[n] != ';'))
+		abort();
+	memcpy(piece, sql, n);
+	if (sqltext_firewall(piece, n, why, sizeof why) != SQLTEXT_ALLOW) {
+		fprintf(stderr, "allowed text cut at %zu is refused: %s\n", n, why);
+		abort();
+	}
+	if (sqltext_statement_length(piece, n) != n || sqltext_session_effects(piece, n) != effects)
+		abort();
+	memcpy(piece + n, "\n;", 2);
+	if (sqltext_firewall(piece, n + 2, why, sizeof why) != SQLTEXT_ALLOW) {
+		fprintf(stderr, "the daemon's piece of text cut at %zu is refused: %s\n", n, why);
+		abort();
+	}
+	if (sqltext_statement_length(piece, n + 2) != n + 1 || sqltext_session_effects(piece, n + 2) != effects)
+		abort();
+	memcpy(piece + n + 2, next, sizeof next - 1);
+	snprintf(want, sizeof want, "text follows the ';' at offset %zu", n + 1);
+	if (sqltext_firewall(piece, n + 2 + sizeof next - 1, why, sizeof why) != SQLTEXT_DENY ||
+	    strstr(why, want) == NULL) {
+		fprintf(stderr, "the daemon's batch after text cut at %zu: %s\n", n, why);
+		abort();
+	}
+	free(piece);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -193,6 +241,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* An unterminated text is never allowed. */
 	if (count == -1 && verdict == SQLTEXT_ALLOW)
 		abort();
+
+	if (sqltext_statement_length(sql, size) > size)
+		abort();
+	if ((sqltext_session_effects(sql, size) & ~(unsigned)SQLTEXT_EFFECT_ALL) != 0)
+		abort();
+	if (verdict == SQLTEXT_ALLOW)
+		fuzz_sqltext_check_cut(sql, size);
 
 	if (count < 0 || count > 256)
 		return 0;
