@@ -1399,10 +1399,12 @@ struct sqltext_effect_word {
 };
 
 /*
- * Each of these left state behind on MariaDB 10.11 with
- * SERVER_SESSION_STATE_CHANGED clear. The native functions are found by
- * name whatever the quoting ("SELECT `get_lock`('x', 0)" takes the lock);
- * Oracle mode spells sequences s.NEXTVAL and s.CURRVAL.
+ * Each of these changes session state and leaves
+ * SERVER_SESSION_STATE_CHANGED clear on MariaDB 10.11, except LASTVAL,
+ * CURRVAL and PREVIOUS VALUE, which only read it and count to be safe.
+ * The native functions are found by name whatever the quoting
+ * ("SELECT `get_lock`('x', 0)" takes the lock); Oracle mode spells
+ * sequences s.NEXTVAL and s.CURRVAL.
  */
 static const struct sqltext_effect_word sqltext_effect_words[] = {
 	{ "GET_LOCK", NULL, SQLTEXT_EFFECT_USER_LOCK },

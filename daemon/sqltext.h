@@ -75,9 +75,10 @@ size_t sqltext_statement_length(const char *sql, size_t len);
 
 /*
  * Session state a statement may leave behind that MariaDB 10.11's
- * session_track_state_change does not report (SERVER_SESSION_STATE_CHANGED
- * stays clear: measured for each kind below), so that the daemon knows to
- * reset the session (mysql_reset_connection) after the lease.
+ * session_track_state_change does not report, so that the daemon knows to
+ * reset the session after the lease. Measured on 10.11 for each kind:
+ * SERVER_SESSION_STATE_CHANGED stays clear, and mysql_reset_connection
+ * clears the state.
  */
 enum sqltext_effect {
 	/* @name, @'name', @"name", @`name` (not @@system reads): set by
