@@ -47,6 +47,8 @@ static enum proto_error request_parse_acquire(struct request_ctx *ctx);
 static enum proto_error request_parse_query(struct request_ctx *ctx);
 static enum proto_error request_parse_renew(struct request_ctx *ctx);
 static enum proto_error request_parse_transact(struct request_ctx *ctx);
+static enum proto_error request_parse_statements(struct request_ctx *ctx, bool required);
+static enum proto_error request_parse_commit(struct request_ctx *ctx);
 static enum proto_error request_parse_revoke(struct request_ctx *ctx);
 
 /* Every op: its wire name and the parser of its fields. Fields a parser does
@@ -60,7 +62,7 @@ static const struct request_op {
 	{"hello", PROTO_OP_HELLO, request_parse_hello},
 	{"acquire", PROTO_OP_ACQUIRE, request_parse_acquire},
 	{"query", PROTO_OP_QUERY, request_parse_query},
-	{"commit", PROTO_OP_COMMIT, request_parse_nothing},
+	{"commit", PROTO_OP_COMMIT, request_parse_commit},
 	{"rollback", PROTO_OP_ROLLBACK, request_parse_nothing},
 	{"renew", PROTO_OP_RENEW, request_parse_renew},
 	{"status", PROTO_OP_STATUS, request_parse_nothing},
@@ -478,7 +480,10 @@ request_parse_hello(struct request_ctx *ctx)
 static enum proto_error
 request_parse_acquire(struct request_ctx *ctx)
 {
-	return request_parse_lease_fields(ctx);
+	enum proto_error err = request_parse_lease_fields(ctx);
+	if (err != PROTO_OK)
+		return err;
+	return request_parse_statements(ctx, false);
 }
 
 static enum proto_error
@@ -493,25 +498,30 @@ request_parse_renew(struct request_ctx *ctx)
 	return request_get_int(ctx, "ttl_ms", 1, &ctx->req->ttl_ms);
 }
 
+/* "statements": an array of {"sql","params"?} objects; required (non-empty)
+ * for transact, optional for acquire and commit (absent or empty: none). */
 static enum proto_error
-request_parse_transact(struct request_ctx *ctx)
+request_parse_statements(struct request_ctx *ctx, bool required)
 {
 	struct proto_request *req = ctx->req;
-	enum proto_error err = request_parse_lease_fields(ctx);
-	if (err != PROTO_OK)
-		return err;
-
+	enum proto_error err;
 	json_t *stmts = json_object_get(ctx->root, "statements");
+
+	if (stmts == NULL && !required)
+		return PROTO_OK;
 	if (stmts == NULL)
 		return request_fail(ctx, PROTO_ERR_BAD_REQUEST, "field 'statements' is required");
-	if (!json_is_array(stmts) || json_array_size(stmts) == 0)
+	if (!json_is_array(stmts) || (required && json_array_size(stmts) == 0))
 		return request_fail(ctx, PROTO_ERR_BAD_REQUEST,
-				    "field 'statements' must be a non-empty array");
+				    required ? "field 'statements' must be a non-empty array"
+					     : "field 'statements' must be an array");
 	size_t n = json_array_size(stmts);
 	if (ctx->opts->max_statements > 0 && n > ctx->opts->max_statements)
 		return request_fail(ctx, PROTO_ERR_BAD_REQUEST,
 				    "field 'statements' has %zu elements, at most %zu are allowed",
 				    n, ctx->opts->max_statements);
+	if (n == 0)
+		return PROTO_OK;
 
 	req->statements = xcalloc(n, sizeof(*req->statements));
 	for (size_t i = 0; i < n; i++) {
@@ -527,6 +537,21 @@ request_parse_transact(struct request_ctx *ctx)
 		req->nstatements = i + 1;
 	}
 	return PROTO_OK;
+}
+
+static enum proto_error
+request_parse_transact(struct request_ctx *ctx)
+{
+	enum proto_error err = request_parse_lease_fields(ctx);
+	if (err != PROTO_OK)
+		return err;
+	return request_parse_statements(ctx, true);
+}
+
+static enum proto_error
+request_parse_commit(struct request_ctx *ctx)
+{
+	return request_parse_statements(ctx, false);
 }
 
 static enum proto_error

@@ -64,7 +64,7 @@ struct proto_request {
 	int64_t ttl_ms;		/* acquire, transact, renew */
 
 	struct proto_statement query;	/* query */
-	struct proto_statement *statements; /* transact (owned array) */
+	struct proto_statement *statements; /* transact; acquire, commit: optional (owned array) */
 	size_t nstatements;
 
 	int64_t lease;		/* revoke: the lease id */
