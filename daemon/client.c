@@ -40,6 +40,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_process(struct client *c);
+static void client_next_cb(evutil_socket_t fd, short what, void *arg);
 static void client_write(struct client *c, json_t *obj);
 static void client_free_cb(evutil_socket_t fd, short what, void *arg);
 static void client_peer_init(struct client *c, evutil_socket_t fd, const struct sockaddr *addr,
@@ -187,6 +188,7 @@ client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen,
 	} else {
 		c->bev = bufferevent_socket_new(server.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
+	c->next = event_new(server.base, -1, 0, client_next_cb, c);
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&server.clients, c, entry);
@@ -556,7 +558,23 @@ client_respond(struct client *c, json_t *resp)
 	if (c->state != CLIENT_BUSY)
 		return;
 	client_enter_state(c, CLIENT_READY);
-	client_process(c);
+	/* Inside client_process() its loop goes on by itself; anywhere else
+	 * (a lease's callback) the next request waits for a fresh turn of the
+	 * event loop, after the caller has settled. event_active costs no
+	 * system call. */
+	if (!c->processing)
+		event_active(c->next, EV_TIMEOUT, 1);
+}
+
+static void
+client_next_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CLIENT_READY)
+		client_process(c);
 }
 
 void
@@ -620,6 +638,8 @@ client_close(struct client *c, const char *why)
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
 	c->timer_kind = CLIENT_TIMER_NONE;
+	if (c->next != NULL)
+		event_del(c->next);
 	if (c->counted)
 		(*identity_connections(&c->identity))--;
 	c->counted = false;
@@ -643,6 +663,8 @@ client_free_cb(evutil_socket_t fd, short what, void *arg)
 	json_decref(c->delayed);
 	if (c->timer != NULL)
 		event_free(c->timer);
+	if (c->next != NULL)
+		event_free(c->next);
 	identity_free(&c->identity);
 	free(c->name);
 	free(c);

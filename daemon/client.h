@@ -49,6 +49,7 @@ struct client {
 	uint64_t lost_lease;	/* a lease lost under us: the next lease op says so */
 	json_t *request_id;	/* id of the request in flight */
 	bool processing;	/* inside client_process(): do not recurse */
+	struct event *next;	/* runs the next buffered request (client_respond) */
 	struct identity identity;
 	bool counted;		/* counted in its identity's connections */
 	struct event *timer;	/* request_timeout_ms / idle_timeout_ms / auth delay */
@@ -70,8 +71,9 @@ void client_flush_and_close(struct client *c);
 
 /* {"id":…,"ok":true} for the request in flight; add fields, then respond. */
 json_t *client_ok(struct client *c);
-/* Sends the answer to the request in flight (steals resp) and goes on
- * with the next buffered request. */
+/* Sends the answer to the request in flight (steals resp). The next
+ * buffered request is scheduled, never run from inside this call: the
+ * caller (a lease's MySQL callback, say) finishes first. */
 void client_respond(struct client *c, json_t *resp);
 void client_respond_error(struct client *c, enum proto_error code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -102,20 +102,7 @@ dispatch_lease_start(struct client *c, struct proto_request *req)
 static void
 dispatch_on_lease(struct client *c, struct proto_request *req)
 {
-	if (c->lease == NULL) {
-		if (c->lost_lease != 0) {
-			uint64_t id = c->lost_lease;
-			c->lost_lease = 0;
-			client_respond_error(c, PROTO_ERR_LEASE_LOST,
-					     "lease %llu was lost: its MySQL session died and MySQL "
-					     "rolled it back",
-					     (unsigned long long)id);
-			return;
-		}
-		client_respond_error(c, PROTO_ERR_NO_LEASE, "this connection holds no lease");
-		return;
-	}
-	lease_request(c->lease, req);
+	lease_request(c, req);
 }
 
 static void
@@ -139,7 +126,7 @@ dispatch_revoke(struct client *c, struct proto_request *req)
 		return;
 	}
 	l = lease_find((uint64_t)req->lease);
-	if (l == NULL || lease_get_state(l) == LEASE_RELEASING) {
+	if (l == NULL || lease_get_phase(l) == LEASE_PHASE_ENDING) {
 		client_respond_error(c, PROTO_ERR_NO_LEASE, "no live lease %lld",
 				     (long long)req->lease);
 		return;

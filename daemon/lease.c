@@ -1,12 +1,50 @@
-/* Leases: a client's hold on tables, from the queue to the final unlock. */
+/* Leases: a client's hold on tables, from the queue to the final unlock.
+ *
+ * One state machine. lease_enter_state() alone moves a lease; it checks
+ * lease_legal[] below and starts the MySQL work of the state it enters.
+ * Every MySQL result comes back through lease_session_done(), every ending
+ * goes through lease_finish().
+ *
+ *  state         MySQL work started on entry              legal next states
+ *  ------------  ---------------------------------------  ---------------------------------
+ *  WAITING       none: the daemon's queue, then a session LOCKING ENDED
+ *  LOCKING       [settings;] LOCK TABLES [; statements]   CANCELLING HELD ROLLING_BACK
+ *                [; UNLOCK TABLES] (transact): one batch  RELEASING ENDED
+ *  CANCELLING    KILL QUERY at the batch (wait ran out,   ROLLING_BACK RELEASING ENDED
+ *                statement timeout, client gone, revoke,
+ *                shutdown)
+ *  HELD          none (the TTL runs)                      RUNNING COMMITTING ROLLING_BACK
+ *                                                         RELEASING ENDED
+ *  RUNNING       the statement, or renew's DO 0           HELD INTERRUPTING ENDED
+ *  INTERRUPTING  KILL QUERY at the statement (timeout,    HELD ROLLING_BACK RELEASING ENDED
+ *                expiry, client gone, revoke, shutdown)
+ *  COMMITTING    [statements;] UNLOCK TABLES: one batch   ROLLING_BACK RELEASING ENDED
+ *  ROLLING_BACK  ROLLBACK; UNLOCK TABLES, answer after    RELEASING ENDED
+ *  RELEASING     ROLLBACK; UNLOCK TABLES, client gone     ENDED
+ *  ENDED         none: daemon locks freed, session back   (none)
+ *                to the pool (reset only if the lease
+ *                left session state), lease freed
+ *
+ * Ending (lease_finish), always in this order: record why (the first reason
+ * wins); unlock in MySQL if the lease may hold locks there (ROLLING_BACK
+ * when the client awaits an answer, RELEASING when it does not); detach
+ * from the client; answer or push the event; return the session; free the
+ * tables in the daemon. A client is answered only once its lease's tables
+ * are free, and its next request is never run from in here: client.c
+ * schedules it (client_respond).
+ *
+ * In CANCELLING and INTERRUPTING, l->end tells why the kill was sent: a
+ * reason to end, or none for a statement timeout. */
 #include "daemon/lease.h"
 
 #include <event2/event.h>
 #include <mysql.h>
 #include <mysqld_error.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/client.h"
 #include "daemon/identity.h"
@@ -22,21 +60,22 @@
 #include "proto/proto_response.h"
 #include "proto/proto_table.h"
 
+/* The client's request on a lease, while it runs. */
+enum lease_op { LEASE_OP_NONE, LEASE_OP_QUERY, LEASE_OP_RENEW };
+
 struct lease {
 	TAILQ_ENTRY(lease) entry;
 	uint64_t id;
 	enum lease_state state;
 	enum lease_end end;
-	struct client *client;	/* to answer and notify; NULL once gone */
+	struct client *client;	/* to answer and notify; NULL once detached */
 	bool transact;
 
 	struct proto_table *tables;
 	size_t ntables;
-	json_t *request_root;	/* keeps transact statements alive */
-	struct proto_statement *statements;
+	json_t *request_root;	/* keeps the statements below alive */
+	struct proto_statement *statements; /* acquire's or transact's */
 	size_t nstatements;
-	size_t next_statement;
-	json_t *results;
 
 	struct lockmgr_req *lock;
 	struct pool_waiter waiter;
@@ -49,14 +88,16 @@ struct lease {
 	uint64_t held_us;	/* LOCK TABLES succeeded */
 	uint64_t expires_us;
 
-	bool lock_timed_out;	/* wait_ms ran out while LOCK TABLES ran */
-	bool statement_timed_out;
-	bool killing;		/* a KILL QUERY was sent for the running statement */
-	bool committing;	/* LEASE_ENDING commits (else rolls back) */
-	bool rolled_back;	/* LEASE_ENDING: ROLLBACK done, UNLOCK TABLES next */
+	enum lease_op op;	/* RUNNING, INTERRUPTING: what runs */
+	size_t batch_user;	/* user statements in the batch in flight */
+	bool *batch_hidden;	/* [batch_user]: a DO sent as SELECT, its row dropped */
+	bool batch_reads;	/* a statement in it may return rows */
+	json_t *results;	/* results kept for the answer of a commit to come */
+	bool batch_commits;	/* the batch in flight ends with UNLOCK TABLES */
+	bool dirty;		/* may have left session state: reset after */
 	bool accounted;		/* counted in totals and metrics */
-	json_t *pending_error;	/* a transact's error, sent once rolled back */
-	bool renewing;		/* LEASE_RUNNING runs a renew's keep-alive */
+	json_t *answer;		/* ROLLING_BACK: sent once the tables are free */
+	char lost_reason[512];	/* why the MySQL session was lost, for the event */
 	struct identity_count *waiting_count; /* counted as waiting for its identity */
 	struct buf sql;
 };
@@ -64,11 +105,34 @@ struct lease {
 static const char *const lease_state_names[LEASE__STATE_COUNT] = {
 	[LEASE_WAITING] = "waiting",
 	[LEASE_LOCKING] = "locking",
+	[LEASE_CANCELLING] = "cancelling",
 	[LEASE_HELD] = "held",
 	[LEASE_RUNNING] = "running",
-	[LEASE_ENDING] = "ending",
+	[LEASE_INTERRUPTING] = "interrupting",
+	[LEASE_COMMITTING] = "committing",
+	[LEASE_ROLLING_BACK] = "rolling back",
 	[LEASE_RELEASING] = "releasing",
+	[LEASE_ENDED] = "ended",
 };
+
+#define TO(s) (1u << (s))
+/* lease_legal[from] has a bit for each state a lease may go to. */
+static const unsigned lease_legal[LEASE__STATE_COUNT] = {
+	[LEASE_WAITING] = TO(LEASE_LOCKING) | TO(LEASE_ENDED),
+	[LEASE_LOCKING] = TO(LEASE_CANCELLING) | TO(LEASE_HELD) | TO(LEASE_COMMITTING) |
+			  TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	[LEASE_CANCELLING] = TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	[LEASE_HELD] = TO(LEASE_RUNNING) | TO(LEASE_COMMITTING) | TO(LEASE_ROLLING_BACK) |
+		       TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	[LEASE_RUNNING] = TO(LEASE_HELD) | TO(LEASE_INTERRUPTING) | TO(LEASE_ENDED),
+	[LEASE_INTERRUPTING] = TO(LEASE_HELD) | TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) |
+			       TO(LEASE_ENDED),
+	[LEASE_COMMITTING] = TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	[LEASE_ROLLING_BACK] = TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	[LEASE_RELEASING] = TO(LEASE_ENDED),
+	[LEASE_ENDED] = 0,
+};
+#undef TO
 
 static const char *const lease_end_names[LEASE_END__COUNT] = {
 	[LEASE_END_NONE] = "none",
@@ -83,32 +147,49 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 	[LEASE_END_FAILED] = "not acquired",
 };
 
+static const char lease_rollback_sql[] = "ROLLBACK;UNLOCK TABLES";
+static const char lease_unlock_sql[] = "UNLOCK TABLES";
+
 static void lease_enter_state(struct lease *l, enum lease_state state);
+static void lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked);
+static void lease_free(struct lease *l);
 static void lease_account(struct lease *l);
 static void lease_granted(struct lease *l);
 static void lease_uncount_waiting(struct lease *l);
 static void lease_session_ready(struct pool_waiter *w, struct session *s);
-static void lease_locked(struct session *s, struct session_result *r, void *arg);
+static void lease_session_done(struct session *s, struct session_result *r, size_t n, void *arg);
+static void lease_locking_done(struct lease *l, struct session_result *r, size_t n);
+static void lease_running_done(struct lease *l, struct session_result *r);
+static void lease_committing_done(struct lease *l, struct session_result *r, size_t n);
+static void lease_rollback_done(struct lease *l, struct session_result *r, size_t n);
+static void lease_session_lost(void *arg, const char *reason);
 static void lease_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void lease_statement_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void lease_run_statement(struct lease *l, const struct proto_statement *st);
-static void lease_statement_done(struct session *s, struct session_result *r, void *arg);
-static void lease_finish_op_done(struct session *s, struct session_result *r, void *arg);
-static void lease_commit(struct lease *l);
-static void lease_session_lost(void *arg, const char *reason);
-static void lease_release(struct lease *l, bool rollback);
-static void lease_unlocked(void *arg);
-static void lease_finish(struct lease *l);
-static void lease_detach(struct lease *l);
 static void lease_arm(struct event *ev, int64_t ms);
-static void lease_respond_result_error(struct lease *l, const struct session_result *r,
-				       long statement);
+static void lease_detach(struct lease *l);
+static void lease_notify(struct lease *l);
+static json_t *lease_error(struct lease *l, enum proto_error code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static json_t *lease_result_error(struct lease *l, const struct session_result *r, long statement);
+static json_t *lease_end_answer(struct lease *l);
+static json_t *lease_end_answer_for(struct lease *l, enum lease_end why);
 static json_t *lease_result_json(const struct session_result *r);
-static void lease_push(struct lease *l, const char *event, const char *reason);
+static json_t *lease_results_json(const struct lease *l, const struct session_result *r, size_t n);
+static void lease_note_results(struct lease *l, const struct session_result *r, size_t n);
+static bool lease_failed(const struct session_result *r);
+static bool lease_limited(void);
+static json_t *lease_too_large(struct lease *l, const struct session_result *r, size_t n);
+static void lease_commit_after(struct lease *l, enum lease_state from);
+static bool lease_is_word_char(unsigned char c);
+static bool lease_leading_word(const char *sql, size_t len, size_t *at);
+static bool lease_leading_do(const char *sql, size_t len, size_t *at);
+static bool lease_may_return_rows(const char *sql, size_t len);
 static enum proto_error lease_end_error(enum lease_end end);
 static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
-				    long index, struct session *s, struct buf *out);
-static void lease_run_bound(struct lease *l);
+				    long index, struct session *s, struct buf *out, json_t **err);
+static bool lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n,
+				    json_t **err);
+static void lease_send(struct lease *l, const struct session_limits *lim);
 
 const char *
 lease_state_name(enum lease_state state)
@@ -132,6 +213,29 @@ enum lease_state
 lease_get_state(const struct lease *l)
 {
 	return l->state;
+}
+
+enum lease_phase
+lease_get_phase(const struct lease *l)
+{
+	switch (l->state) {
+	case LEASE_WAITING:
+		return LEASE_PHASE_WAITING;
+	case LEASE_LOCKING:
+	case LEASE_CANCELLING:
+		return LEASE_PHASE_LOCKING;
+	case LEASE_HELD:
+	case LEASE_RUNNING:
+	case LEASE_INTERRUPTING:
+	case LEASE_COMMITTING:
+	case LEASE_ROLLING_BACK:
+		return LEASE_PHASE_HELD;
+	case LEASE_RELEASING:
+	case LEASE_ENDED:
+	case LEASE__STATE_COUNT:
+		break;
+	}
+	return LEASE_PHASE_ENDING;
 }
 
 struct client *
@@ -231,18 +335,62 @@ lease_account(struct lease *l)
 		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
 }
 
+/* The only way a lease changes state. An illegal transition is a bug:
+ * logged, and fatal unless built with NDEBUG (tests run without it). */
 static void
 lease_enter_state(struct lease *l, enum lease_state state)
 {
-	if (l->state == state)
-		return;
-	log_debug("lease %llu: %s -> %s", (unsigned long long)l->id, lease_state_name(l->state),
-		  lease_state_name(state));
+	enum lease_state from = l->state;
+
+	if (!(lease_legal[from] & (1u << state))) {
+		log_error("lease %llu: illegal transition %s -> %s", (unsigned long long)l->id,
+			  lease_state_name(from), lease_state_name(state));
+#ifndef NDEBUG
+		abort();
+#endif
+	}
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("lease %llu: %s -> %s", (unsigned long long)l->id,
+			  lease_state_name(from), lease_state_name(state));
 	l->state = state;
-	/* From here on the lease is over for everyone but MySQL's cleanup:
-	 * count it now, so status right after an answer agrees with it. */
-	if (state == LEASE_RELEASING)
-		lease_account(l);
+	switch (state) {
+	case LEASE_CANCELLING:
+	case LEASE_INTERRUPTING:
+		pool_kill_query(server.pool, l->session);
+		break;
+	case LEASE_ROLLING_BACK:
+	case LEASE_RELEASING:
+		if (from != LEASE_ROLLING_BACK) {
+			/* From ROLLING_BACK (the client left) it already runs. */
+			evtimer_del(l->timer);
+			evtimer_del(l->statement_timer);
+			l->batch_user = 0;
+			l->batch_commits = false;
+			session_query(l->session, lease_rollback_sql, sizeof(lease_rollback_sql) - 1,
+				      NULL, lease_session_done, l);
+		}
+		break;
+	case LEASE_ENDED:
+		evtimer_del(l->timer);
+		evtimer_del(l->statement_timer);
+		break;
+	case LEASE_WAITING:
+	case LEASE_LOCKING:
+	case LEASE_HELD:
+	case LEASE_RUNNING:
+	case LEASE_COMMITTING:
+	case LEASE__STATE_COUNT:
+		/* Their work needs what the caller composed: lease_send(). */
+		break;
+	}
+}
+
+/* Sends l->sql, composed by the caller, as the batch of the state just
+ * entered (LOCKING, RUNNING, COMMITTING). */
+static void
+lease_send(struct lease *l, const struct session_limits *lim)
+{
+	session_query(l->session, l->sql.data, l->sql.len, lim, lease_session_done, l);
 }
 
 static void
@@ -301,15 +449,15 @@ lease_dry_escape(void *arg, char *out, const char *src, unsigned long len)
 /* Checks one statement and binds its params into out: the firewall on the
  * client's text, the binding, and the firewall again on the bound text
  * (cheap, and it keeps a binding bug from becoming a bypass). With s NULL
- * (a transact, before anything is locked) the binding is a dry run. On
- * refusal answers the client (with "statement": index when index >= 0). */
+ * (before anything is locked) the binding is a dry run. On refusal returns
+ * false with the error answer in *err (with "statement": index when
+ * index >= 0), or NULL when c is gone. */
 static bool
 lease_prepare_statement(struct client *c, const struct proto_statement *st, long index,
-			struct session *s, struct buf *out)
+			struct session *s, struct buf *out, json_t **err)
 {
 	enum proto_error code = PROTO_OK;
 	char why[256];
-	json_t *resp;
 
 	buf_reset(out);
 	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW)
@@ -324,11 +472,145 @@ lease_prepare_statement(struct client *c, const struct proto_statement *st, long
 		return true;
 	if (code == PROTO_ERR_STATEMENT_NOT_ALLOWED)
 		metrics.firewall_refusals++;
-	resp = client_error(c, code, why);
+	*err = NULL;
+	if (c == NULL)
+		return false;
+	*err = client_error(c, code, why);
 	if (index >= 0)
-		json_object_set_new(resp, "statement", json_integer(index));
-	client_respond(c, resp);
+		json_object_set_new(*err, "statement", json_integer(index));
 	return false;
+}
+
+static bool
+lease_is_word_char(unsigned char c)
+{
+	return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+	       c >= 0x80;
+}
+
+/* Where a statement's first word starts: whitespace and comments are
+ * skipped, and a versioned comment's opening (its content is code) too.
+ * Conservative on purpose: it only decides how a statement travels in a
+ * batch (lease_append_statements), never whether it may run. */
+static bool
+lease_leading_word(const char *sql, size_t len, size_t *at)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char ch = (unsigned char)sql[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
+			i++;
+		} else if (ch == '#' || (ch == '-' && i + 2 <= len && sql[i + 1] == '-' &&
+					 (i + 2 == len || (unsigned char)sql[i + 2] <= ' '))) {
+			while (i < len && sql[i] != '\n')
+				i++;
+		} else if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {
+			size_t j = i + 2;
+			if (j < len && sql[j] == 'M')
+				j++;
+			if (j < len && sql[j] == '!') {
+				i = j + 1;
+				while (i < len && sql[i] >= '0' && sql[i] <= '9')
+					i++;
+				continue;
+			}
+			const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
+			if (end == NULL)
+				return false;
+			i = (size_t)(end - sql) + 2;
+		} else if (ch == '*' && i + 1 < len && sql[i + 1] == '/') {
+			i += 2; /* the end of a versioned comment opened above */
+		} else {
+			break;
+		}
+	}
+	if (i >= len || !lease_is_word_char((unsigned char)sql[i]))
+		return false;
+	*at = i;
+	return true;
+}
+
+/* Does the statement start with DO? */
+static bool
+lease_leading_do(const char *sql, size_t len, size_t *at)
+{
+	if (!lease_leading_word(sql, len, at) || *at + 2 > len ||
+	    strncasecmp(sql + *at, "DO", 2) != 0)
+		return false;
+	return *at + 2 == len || !lease_is_word_char((unsigned char)sql[*at + 2]);
+}
+
+/* May this statement return a result set (which max_rows or
+ * max_result_bytes could refuse)? Conservative: only a statement that
+ * starts with a write or SET, and never says RETURNING, cannot. */
+static bool
+lease_may_return_rows(const char *sql, size_t len)
+{
+	static const char *const quiet[] = {"UPDATE", "INSERT", "DELETE", "REPLACE", "SET"};
+	size_t at;
+
+	for (size_t i = 0; i + 9 <= len; i++)
+		if (strncasecmp(sql + i, "RETURNING", 9) == 0)
+			return true;
+	if (!lease_leading_word(sql, len, &at))
+		return true;
+	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+		size_t wl = strlen(quiet[i]);
+		if (at + wl <= len && strncasecmp(sql + at, quiet[i], wl) == 0 &&
+		    (at + wl == len || !lease_is_word_char((unsigned char)sql[at + wl])))
+			return false;
+	}
+	return true;
+}
+
+/* Appends n firewalled, bound statements to l->sql, each after a "\n;"
+ * (the newline ends a trailing "-- " comment; sqltext_statement_length()
+ * drops the statement's own trailing ';'), and notes whether they may leave
+ * session state that MySQL's tracker does not report.
+ *
+ * In a batch a KILL QUERY cannot bound one statement: MySQL would go on
+ * with the next. So timeout_ms goes to MySQL itself, per statement, as
+ * max_statement_time (MariaDB KB "Aborting Statements that Exceed a Certain
+ * Time to Execute"), which fails the statement with ER_STATEMENT_TIMEOUT
+ * and stops the batch. DO swallows that interruption (an interrupted
+ * SLEEP() just returns 1), so DO is sent as SELECT and its row dropped. */
+static bool
+lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n, json_t **err)
+{
+	struct buf bound = {0};
+	bool ok = true;
+	int64_t timeout_ms = server.conf.timeout_ms;
+
+	free(l->batch_hidden);
+	l->batch_hidden = n > 0 ? xcalloc(n, sizeof(*l->batch_hidden)) : NULL;
+	l->batch_reads = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		size_t len, at;
+		ok = lease_prepare_statement(l->client, &st[i], (long)i, l->session, &bound, err);
+		if (!ok)
+			break;
+		if (sqltext_session_effects(bound.data, bound.len) != 0)
+			l->dirty = true;
+		if (l->sql.len > 0)
+			buf_append(&l->sql, "\n;", 2);
+		len = sqltext_statement_length(bound.data, bound.len);
+		if (lease_may_return_rows(bound.data, len))
+			l->batch_reads = true;
+		if (timeout_ms > 0)
+			buf_appendf(&l->sql, "SET STATEMENT max_statement_time=%lld.%03lld FOR ",
+				    (long long)(timeout_ms / 1000), (long long)(timeout_ms % 1000));
+		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
+			l->batch_hidden[i] = true;
+			buf_append(&l->sql, bound.data, at);
+			buf_append_str(&l->sql, "SELECT");
+			buf_append(&l->sql, bound.data + at + 2, len - at - 2);
+		} else {
+			buf_append(&l->sql, bound.data, len);
+		}
+	}
+	buf_free(&bound);
+	return ok;
 }
 
 void
@@ -348,16 +630,17 @@ lease_start(struct client *c, struct proto_request *req)
 		client_respond_error(c, PROTO_ERR_SHUTTING_DOWN, "the daemon is shutting down");
 		return;
 	}
-	if (req->op == PROTO_OP_TRANSACT) {
-		/* Statements are checked before anything is locked, so a
-		 * transact that would be refused never takes a lock. */
-		struct buf scratch = {0};
-		bool ok = true;
-		for (size_t i = 0; ok && i < req->nstatements; i++)
-			ok = lease_prepare_statement(c, &req->statements[i], (long)i, NULL, &scratch);
-		buf_free(&scratch);
-		if (!ok)
-			return;
+	/* Statements are checked before anything is locked, so a request
+	 * that would be refused never takes a lock. */
+	struct buf scratch = {0};
+	json_t *err = NULL;
+	bool ok = true;
+	for (size_t i = 0; ok && i < req->nstatements; i++)
+		ok = lease_prepare_statement(c, &req->statements[i], (long)i, NULL, &scratch, &err);
+	buf_free(&scratch);
+	if (!ok) {
+		client_respond(c, err);
+		return;
 	}
 	for (size_t i = 0; i < req->ntables; i++) {
 		const struct proto_table *t = &req->tables[i];
@@ -382,13 +665,12 @@ lease_start(struct client *c, struct proto_request *req)
 	l->ntables = req->ntables;
 	req->tables = NULL;
 	req->ntables = 0;
-	if (l->transact) {
+	if (req->nstatements > 0) {
 		l->request_root = json_incref(req->root);
 		l->statements = req->statements;
 		l->nstatements = req->nstatements;
 		req->statements = NULL;
 		req->nstatements = 0;
-		l->results = json_array();
 	}
 	l->wait_ms = req->wait_ms >= 0 ? req->wait_ms : conf->default_wait_ms;
 	l->ttl_ms = req->ttl_ms >= 0 ? req->ttl_ms : conf->default_ttl_ms;
@@ -426,14 +708,13 @@ lease_start(struct client *c, struct proto_request *req)
 			struct identity_count *e = identity_hold(&c->identity);
 			if (*identity_count_waiting(e) >= server.conf.max_waiting_per_identity) {
 				identity_unhold(e);
-				l->end = LEASE_END_FAILED;
-				client_respond_error(c, PROTO_ERR_TOO_MANY_WAITERS,
-						     "%s already has max_waiting_per_identity (%u) "
-						     "acquires waiting",
-						     c->identity.label,
-						     server.conf.max_waiting_per_identity);
-				lease_detach(l);
-				lease_finish(l);
+				lease_finish(l, LEASE_END_FAILED,
+					     lease_error(l, PROTO_ERR_TOO_MANY_WAITERS,
+							 "%s already has max_waiting_per_identity "
+							 "(%u) acquires waiting",
+							 c->identity.label,
+							 server.conf.max_waiting_per_identity),
+					     true);
 				break;
 			}
 			(*identity_count_waiting(e))++;
@@ -442,18 +723,18 @@ lease_start(struct client *c, struct proto_request *req)
 		break;
 	case LOCKMGR_WOULD_BLOCK:
 		l->lock = NULL;
-		l->end = LEASE_END_LOCK_TIMEOUT;
-		client_respond_error(c, PROTO_ERR_LOCK_TIMEOUT,
-				     "tables are locked by another lease (wait_ms 0)");
-		lease_finish(l);
+		lease_finish(l, LEASE_END_LOCK_TIMEOUT,
+			     lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
+					 "tables are locked by another lease (wait_ms 0)"),
+			     true);
 		break;
 	case LOCKMGR_TOO_MANY_WAITERS:
 		l->lock = NULL;
-		l->end = LEASE_END_FAILED;
-		client_respond_error(c, PROTO_ERR_TOO_MANY_WAITERS,
-				     "max_waiters (%u) requests are already waiting",
-				     server.conf.max_waiters);
-		lease_finish(l);
+		lease_finish(l, LEASE_END_FAILED,
+			     lease_error(l, PROTO_ERR_TOO_MANY_WAITERS,
+					 "max_waiters (%u) requests are already waiting",
+					 server.conf.max_waiters),
+			     true);
 		break;
 	}
 }
@@ -466,7 +747,6 @@ lease_lockmgr_grant(struct lockmgr_req *req, void *owner, void *arg)
 	lease_granted(owner);
 }
 
-/* The daemon's queue let us through: get a MySQL session for LOCK TABLES. */
 static void
 lease_uncount_waiting(struct lease *l)
 {
@@ -477,6 +757,7 @@ lease_uncount_waiting(struct lease *l)
 	l->waiting_count = NULL;
 }
 
+/* The daemon's queue let us through: get a MySQL session for LOCK TABLES. */
 static void
 lease_granted(struct lease *l)
 {
@@ -486,18 +767,18 @@ lease_granted(struct lease *l)
 		lease_session_ready(&l->waiter, s);
 }
 
+/* A session for LOCK TABLES: one batch takes the locks, runs the
+ * statements sent with them and, for a transact, commits and unlocks. */
 static void
 lease_session_ready(struct pool_waiter *w, struct session *s)
 {
 	struct lease *l = (struct lease *)((char *)w - offsetof(struct lease, waiter));
+	struct session_limits lim = {server.conf.max_rows, server.conf.max_result_bytes};
+	json_t *err = NULL;
 
 	if (s == NULL) {
-		l->end = LEASE_END_FAILED;
-		if (l->client != NULL)
-			client_respond_error(l->client, PROTO_ERR_UNAVAILABLE,
-					     "MySQL is unreachable");
-		lease_detach(l);
-		lease_finish(l);
+		lease_finish(l, LEASE_END_FAILED,
+			     lease_error(l, PROTO_ERR_UNAVAILABLE, "MySQL is unreachable"), true);
 		return;
 	}
 	l->session = s;
@@ -507,95 +788,545 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		/* A try-lock must not wait in MySQL either (MariaDB KB
 		 * "WAIT and NOWAIT"); ER_LOCK_WAIT_TIMEOUT answers at once. */
 		buf_append_str(&l->sql, " NOWAIT");
+	} else if (l->nstatements > 0) {
+		/* With statements behind it, a KILL QUERY at the wait deadline
+		 * could hit one of them instead: MySQL bounds the wait itself
+		 * (WAIT takes whole seconds, so the rest is rounded up). */
+		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
+		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
+		buf_appendf(&l->sql, " WAIT %lld", (long long)(left_ms > 0 ? (left_ms + 999) / 1000 : 1));
+	}
+	if (!lease_append_statements(l, l->statements, l->nstatements, &err)) {
+		/* The dry run before locking passed: not expected. Nothing was
+		 * sent; the session goes back as it came. */
+		lease_finish(l, LEASE_END_FAILED, err, true);
+		return;
+	}
+	l->batch_user = l->nstatements;
+	/* A transact commits in the same round trip, unless a statement may
+	 * return rows that the limits could refuse: then the results are
+	 * checked before a second round trip commits, so that a refused result
+	 * still rolls everything back. */
+	l->batch_commits = l->transact && !(l->batch_reads && lease_limited());
+	if (l->batch_commits) {
+		buf_append(&l->sql, "\n;", 2);
+		buf_append(&l->sql, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
 	}
 	lease_enter_state(l, LEASE_LOCKING);
-	session_query(s, l->sql.data, l->sql.len, NULL, lease_locked, l);
+	lease_send(l, &lim);
 }
 
+/* Every MySQL result of a lease comes here, by the state that sent it. */
 static void
-lease_locked(struct session *s, struct session_result *r, void *arg)
+lease_session_done(struct session *s, struct session_result *r, size_t n, void *arg)
 {
 	struct lease *l = arg;
-	struct client *c = l->client;
-	json_t *resp;
 
-	l->killing = false;
-	if (r->lost) {
-		l->session = NULL;
-		if (l->end == LEASE_END_NONE) {
-			l->end = LEASE_END_FAILED;
-			if (c != NULL)
-				client_respond_error(c, PROTO_ERR_UNAVAILABLE,
-						     "MySQL session lost during LOCK TABLES: %s",
-						     r->message);
+	(void)s;
+	if (r[n - 1].lost) {
+		l->session = NULL; /* down and reconnecting: not ours any more */
+		snprintf(l->lost_reason, sizeof(l->lost_reason), "%s", r[n - 1].message);
+	}
+	switch (l->state) {
+	case LEASE_LOCKING:
+	case LEASE_CANCELLING:
+		lease_locking_done(l, r, n);
+		break;
+	case LEASE_RUNNING:
+	case LEASE_INTERRUPTING:
+		lease_running_done(l, r);
+		break;
+	case LEASE_COMMITTING:
+		lease_committing_done(l, r, n);
+		break;
+	case LEASE_ROLLING_BACK:
+	case LEASE_RELEASING:
+		lease_rollback_done(l, r, n);
+		break;
+	case LEASE_WAITING:
+	case LEASE_HELD:
+	case LEASE_ENDED:
+	case LEASE__STATE_COUNT:
+		log_error("lease %llu: a MySQL result in state %s", (unsigned long long)l->id,
+			  lease_state_name(l->state));
+#ifndef NDEBUG
+		abort();
+#endif
+		break;
+	}
+}
+
+/* Are results limited (max_rows, max_result_bytes)? */
+static bool
+lease_limited(void)
+{
+	return server.conf.max_rows > 0 || server.conf.max_result_bytes > 0;
+}
+
+/* The first result over the limits, as the answer that rolls back, or NULL
+ * when every result fits. */
+static json_t *
+lease_too_large(struct lease *l, const struct session_result *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].code == PROTO_ERR_RESULT_TOO_LARGE)
+			return lease_result_error(l, &r[i], (long)i);
+	return NULL;
+}
+
+/* Sends UNLOCK TABLES, the commit, after statements whose results were
+ * kept in l->results. */
+static void
+lease_commit_after(struct lease *l, enum lease_state from)
+{
+	buf_reset(&l->sql);
+	buf_append(&l->sql, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
+	l->batch_user = 0;
+	l->batch_commits = true;
+	if (from != LEASE_COMMITTING)
+		lease_enter_state(l, LEASE_COMMITTING);
+	lease_send(l, NULL);
+}
+
+/* A failure that stops a batch (result_too_large is ours: MySQL goes on). */
+static bool
+lease_failed(const struct session_result *r)
+{
+	return r->code != 0 && r->code != PROTO_ERR_RESULT_TOO_LARGE;
+}
+
+/* Statement counts and what the user's statements left in the session. */
+static void
+lease_note_results(struct lease *l, const struct session_result *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		metrics.statements++;
+		if (r[i].code != 0)
+			metrics.statement_errors++;
+		/* LAST_INSERT_ID() changes with an auto-increment INSERT, and
+		 * MySQL's tracker does not say so. */
+		if (r[i].state_changed || r[i].insert_id != 0 || r[i].interrupted || r[i].code != 0)
+			l->dirty = true;
+	}
+}
+
+/* The LOCK TABLES batch: r[0] is LOCK TABLES, then the user's statements,
+ * then (transact) UNLOCK TABLES, each present only if it ran. */
+static void
+lease_locking_done(struct lease *l, struct session_result *r, size_t n)
+{
+	struct session_result *last = &r[n - 1];
+	size_t user_ran = n - 1;
+	bool committed = false;
+	json_t *answer;
+
+	evtimer_del(l->statement_timer);
+	if (l->batch_commits && n == l->batch_user + 2) {
+		user_ran = l->batch_user;
+		committed = !lease_failed(last) && !last->lost;
+	}
+	if (n > 1)
+		lease_note_results(l, r + 1, user_ran);
+	if (last->lost) {
+		if (n == 1) {
+			answer = lease_error(l, PROTO_ERR_UNAVAILABLE,
+					     "MySQL session lost during LOCK TABLES: %s", last->message);
+			lease_finish(l, LEASE_END_FAILED, answer, true);
+			return;
 		}
-		lease_detach(l);
-		lease_finish(l);
+		if (l->batch_commits && n == l->batch_user + 2)
+			answer = lease_error(l, PROTO_ERR_COMMIT_UNKNOWN,
+					     "the MySQL session died during the commit; whether lease "
+					     "%llu's transaction committed is unknown: %s",
+					     (unsigned long long)l->id, last->message);
+		else
+			answer = lease_result_error(l, last, (long)n - 2);
+		lease_finish(l, LEASE_END_LOST, answer, true);
 		return;
 	}
-	if (l->end != LEASE_END_NONE) {
-		/* Ended while LOCK TABLES ran (client gone, shutdown, revoke). */
-		if (c != NULL)
-			client_respond_error(c, lease_end_error(l->end), "lease %llu %s",
-					     (unsigned long long)l->id, lease_end_name(l->end));
-		lease_detach(l);
-		lease_release(l, true);
-		return;
-	}
-	if (r->code != 0 || l->lock_timed_out) {
-		/* A LOCK TABLES that failed holds nothing in MySQL: free the
-		 * tables in the daemon before answering, so a client told
-		 * "lock_timeout" that tries again is not refused by its own
-		 * failed attempt. */
-		if (r->code != 0 && l->lock != NULL) {
-			lockmgr_release(server.lockmgr, l->lock); /* may grant others */
-			l->lock = NULL;
-		}
-		if (l->lock_timed_out || r->mysql_errno == ER_LOCK_WAIT_TIMEOUT) {
-			l->end = LEASE_END_LOCK_TIMEOUT;
-			client_respond_error(c, PROTO_ERR_LOCK_TIMEOUT,
+	if (r[0].code != 0) {
+		/* LOCK TABLES failed: MySQL holds nothing for us. */
+		enum lease_end why = LEASE_END_FAILED;
+		if (l->state == LEASE_CANCELLING && l->end != LEASE_END_NONE) {
+			why = l->end;
+			answer = lease_end_answer(l);
+		} else if (l->state == LEASE_CANCELLING ||
+			   r[0].mysql_errno == ER_LOCK_WAIT_TIMEOUT) {
+			why = LEASE_END_LOCK_TIMEOUT;
+			answer = lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
 					     "tables are locked in MySQL by another session "
 					     "(waited %lld ms)",
 					     (long long)((server_now_us() - l->created_us) / 1000));
-		} else if (r->mysql_errno == ER_NO_SUCH_TABLE) {
-			l->end = LEASE_END_FAILED;
-			resp = client_error(c, PROTO_ERR_UNKNOWN_TABLE, r->message);
-			proto_response_add_mysql(resp, r->mysql_errno, r->sqlstate);
-			client_respond(c, resp);
+		} else if (r[0].mysql_errno == ER_NO_SUCH_TABLE) {
+			answer = lease_error(l, PROTO_ERR_UNKNOWN_TABLE, "%s", r[0].message);
+			if (answer != NULL)
+				proto_response_add_mysql(answer, r[0].mysql_errno, r[0].sqlstate);
 		} else {
-			l->end = LEASE_END_FAILED;
-			lease_respond_result_error(l, r, -1);
+			answer = lease_result_error(l, &r[0], -1);
 		}
-		lease_detach(l);
-		lease_release(l, true);
+		lease_finish(l, why, answer, true);
 		return;
 	}
-	(void)s;
-	evtimer_del(l->timer);
+
+	/* Held in MySQL. */
 	l->held_us = server_now_us();
+	server.totals.acquired++;
+	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
+	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
+		 (unsigned long long)l->id, client_label(l->client), l->ntables,
+		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
+	if (committed) {
+		/* A transact ran to its commit, even if a kill came too late to
+		 * stop it: that is the truth to tell. */
+		answer = l->client != NULL ? client_ok(l->client) : NULL;
+		if (answer != NULL) {
+			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+			json_object_set_new(answer, "results", lease_results_json(l, r + 1, user_ran));
+		}
+		lease_finish(l, LEASE_END_COMMIT, answer, true);
+		return;
+	}
+	if (l->state == LEASE_CANCELLING) {
+		/* Killed after LOCK TABLES went through: a statement timeout
+		 * (end none), or a reason to end. Nothing commits. */
+		if (l->end == LEASE_END_NONE && n >= 2 && lease_failed(last) && last->interrupted) {
+			answer = lease_error(l, PROTO_ERR_STATEMENT_TIMEOUT,
+					     "statement ran over timeout_ms (%lld ms) and was "
+					     "interrupted",
+					     (long long)server.conf.timeout_ms);
+			if (answer != NULL)
+				json_object_set_new(answer, "statement",
+						    json_integer((json_int_t)(n - 2)));
+			lease_finish(l, l->transact ? LEASE_END_ROLLBACK : LEASE_END_FAILED, answer,
+				     false);
+			return;
+		}
+		if (l->end == LEASE_END_NONE)
+			l->end = LEASE_END_LOCK_TIMEOUT;
+		answer = lease_end_answer(l);
+		lease_finish(l, l->end, answer, false);
+		return;
+	}
+	if (n < 1 + l->batch_user + (l->batch_commits ? 1 : 0) ||
+	    (lease_failed(last) && n <= 1 + l->batch_user)) {
+		/* A statement failed: MySQL ran nothing after it. */
+		answer = lease_result_error(l, last, (long)n - 2);
+		lease_finish(l, l->transact ? LEASE_END_ROLLBACK : LEASE_END_FAILED, answer, false);
+		return;
+	}
+	if (l->batch_commits) {
+		/* Only UNLOCK TABLES failed: the commit did not happen. */
+		answer = lease_result_error(l, last, -1);
+		lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+		return;
+	}
+	if (l->transact) {
+		/* Every statement ran; commit unless a result was refused. */
+		answer = lease_too_large(l, r + 1, user_ran);
+		if (answer != NULL) {
+			lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+			return;
+		}
+		json_decref(l->results);
+		l->results = lease_results_json(l, r + 1, user_ran);
+		lease_commit_after(l, l->state);
+		return;
+	}
+	/* An acquire: held, with the results of the statements sent with it. */
 	l->expires_us = l->held_us + (uint64_t)l->ttl_ms * 1000;
 	lease_arm(l->timer, l->ttl_ms);
 	session_set_owner(l->session, lease_session_lost, l);
 	lease_enter_state(l, LEASE_HELD);
-	server.totals.acquired++;
-	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
-	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
-		 (unsigned long long)l->id, client_label(c), l->ntables,
-		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
-	if (l->transact) {
-		l->next_statement = 0;
-		lease_run_statement(l, &l->statements[0]);
-		return;
-	}
-	resp = client_ok(c);
-	json_object_set_new(resp, "lease", json_integer((json_int_t)l->id));
-	json_object_set_new(resp, "ttl_ms", json_integer(l->ttl_ms));
-	json_object_set_new(resp, "waited_ms",
+	if (l->client == NULL)
+		return; /* cannot happen: a disconnect in LOCKING cancels */
+	answer = client_ok(l->client);
+	json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+	json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
+	json_object_set_new(answer, "waited_ms",
 			    json_integer((json_int_t)((l->held_us - l->created_us) / 1000)));
-	client_respond(c, resp);
+	if (l->batch_user > 0)
+		json_object_set_new(answer, "results", lease_results_json(l, r + 1, user_ran));
+	l->batch_user = 0;
+	client_respond(l->client, answer);
 }
 
-/* The wait deadline (WAITING, LOCKING) or the TTL (HELD onwards). */
+/* One statement (query) or renew's keep-alive. */
+static void
+lease_running_done(struct lease *l, struct session_result *r)
+{
+	enum lease_op op = l->op;
+	json_t *answer;
+
+	evtimer_del(l->statement_timer);
+	l->op = LEASE_OP_NONE;
+	if (op == LEASE_OP_QUERY)
+		lease_note_results(l, r, 1);
+	if (r->lost) {
+		answer = lease_error(l, PROTO_ERR_LEASE_LOST, "lease %llu lost its MySQL session: %s",
+				     (unsigned long long)l->id, r->message);
+		lease_finish(l, LEASE_END_LOST, answer, true);
+		return;
+	}
+	if (l->state == LEASE_INTERRUPTING && l->end != LEASE_END_NONE) {
+		/* Expired, revoked, shut down or abandoned while it ran. */
+		lease_finish(l, l->end, lease_end_answer(l), false);
+		return;
+	}
+	if (l->state == LEASE_INTERRUPTING) {
+		/* A statement interrupted by the timeout may still end
+		 * "successfully" (SLEEP() returns 1 when killed): the timeout is
+		 * the answer either way. */
+		l->dirty = true;
+		lease_enter_state(l, LEASE_HELD);
+		client_respond(l->client, lease_error(l, PROTO_ERR_STATEMENT_TIMEOUT,
+						      "statement ran over timeout_ms (%lld ms) and "
+						      "was interrupted",
+						      (long long)server.conf.timeout_ms));
+		return;
+	}
+	lease_enter_state(l, LEASE_HELD);
+	if (r->code != 0) {
+		client_respond(l->client, lease_result_error(l, r, -1));
+		return;
+	}
+	answer = client_ok(l->client);
+	if (op == LEASE_OP_RENEW) {
+		json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+		json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
+	} else {
+		json_t *result = lease_result_json(r);
+		json_object_update(answer, result);
+		json_decref(result);
+	}
+	client_respond(l->client, answer);
+}
+
+/* [statements;] UNLOCK TABLES. UNLOCK TABLES commits the open transaction
+ * when LOCK TABLES took the locks (MariaDB KB "LOCK TABLES": "UNLOCK TABLES
+ * implicitly commits any active transaction, but only if LOCK TABLES has
+ * been used to acquire table locks"), and reports a failed commit as its
+ * own error: so the answer to commit goes out with the tables free. */
+static void
+lease_committing_done(struct lease *l, struct session_result *r, size_t n)
+{
+	struct session_result *last = &r[n - 1];
+	size_t user_ran = n > l->batch_user ? l->batch_user : n;
+	json_t *answer;
+
+	lease_note_results(l, r, user_ran);
+	if (last->lost) {
+		if (l->batch_commits && n == l->batch_user + 1)
+			answer = lease_error(l, PROTO_ERR_COMMIT_UNKNOWN,
+					     "the MySQL session died during the commit; whether lease "
+					     "%llu's transaction committed is unknown: %s",
+					     (unsigned long long)l->id, last->message);
+		else
+			answer = lease_result_error(l, last, (long)n - 1);
+		lease_finish(l, LEASE_END_LOST, answer, true);
+		return;
+	}
+	if (!l->batch_commits && n == l->batch_user && !lease_failed(last)) {
+		/* The statements ran; commit unless a result was refused. */
+		answer = lease_too_large(l, r, n);
+		if (answer != NULL) {
+			lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+			return;
+		}
+		json_decref(l->results);
+		l->results = lease_results_json(l, r, n);
+		lease_commit_after(l, l->state);
+		return;
+	}
+	if (l->batch_commits && n == l->batch_user + 1 && !lease_failed(last)) {
+		answer = l->client != NULL ? client_ok(l->client) : NULL;
+		if (answer != NULL) {
+			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+			if (l->batch_user > 0)
+				json_object_set_new(answer, "results",
+						    lease_results_json(l, r, user_ran));
+			else if (l->results != NULL)
+				json_object_set(answer, "results", l->results);
+		}
+		lease_finish(l, LEASE_END_COMMIT, answer, true);
+		return;
+	}
+	/* A statement failed (MySQL ran nothing after it), or the commit
+	 * itself did: nothing is committed; roll back, then answer. */
+	answer = lease_result_error(l, last, n <= l->batch_user ? (long)n - 1 : -1);
+	lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+}
+
+/* ROLLBACK; UNLOCK TABLES. */
+static void
+lease_rollback_done(struct lease *l, struct session_result *r, size_t n)
+{
+	json_t *answer = l->answer;
+
+	l->answer = NULL;
+	if (!r[n - 1].lost && (n < 2 || r[n - 1].code != 0)) {
+		/* Nobody can vouch for this session now: drop it. MySQL rolls
+		 * back and unlocks what a closed connection held. */
+		log_warnx("lease %llu: %s failed: %s (%u); dropping the session",
+			  (unsigned long long)l->id, n < 2 ? "ROLLBACK" : "UNLOCK TABLES",
+			  r[n - 1].message, r[n - 1].mysql_errno);
+		session_abandon(l->session, "ROLLBACK or UNLOCK TABLES failed");
+		l->session = NULL;
+	}
+	lease_finish(l, l->end, answer, true);
+}
+
+/* The session died while the lease held it idle. MySQL has rolled back
+ * and unlocked already. */
+static void
+lease_session_lost(void *arg, const char *reason)
+{
+	struct lease *l = arg;
+
+	log_info("lease %llu: MySQL session lost: %s", (unsigned long long)l->id, reason);
+	l->session = NULL;
+	snprintf(l->lost_reason, sizeof(l->lost_reason), "%s", reason);
+	lease_finish(l, LEASE_END_LOST, NULL, true);
+}
+
+/* The client's requests on its lease. Only HELD takes them: in every other
+ * state the client is waiting for an answer, or is detached. */
+void
+lease_request(struct client *c, struct proto_request *req)
+{
+	static const char keepalive[] = "DO 0";
+	struct session_limits lim = {server.conf.max_rows, server.conf.max_result_bytes};
+	struct lease *l = c->lease;
+	json_t *err = NULL;
+
+	if (l == NULL) {
+		if (c->lost_lease != 0) {
+			uint64_t id = c->lost_lease;
+			c->lost_lease = 0;
+			client_respond_error(c, PROTO_ERR_LEASE_LOST,
+					     "lease %llu was lost: its MySQL session died and MySQL "
+					     "rolled it back",
+					     (unsigned long long)id);
+			return;
+		}
+		client_respond_error(c, PROTO_ERR_NO_LEASE, "this connection holds no lease");
+		return;
+	}
+	if (l->state != LEASE_HELD) {
+		log_error("lease %llu: %s request in state %s", (unsigned long long)l->id,
+			  proto_op_name(req->op), lease_state_name(l->state));
+		client_respond_error(c, PROTO_ERR_INTERNAL, "lease %llu is %s",
+				     (unsigned long long)l->id, lease_state_name(l->state));
+		return;
+	}
+	switch (req->op) {
+	case PROTO_OP_QUERY:
+		if (!lease_prepare_statement(c, &req->query, -1, l->session, &l->sql, &err)) {
+			client_respond(c, err);
+			return;
+		}
+		if (sqltext_session_effects(l->sql.data, l->sql.len) != 0)
+			l->dirty = true;
+		l->op = LEASE_OP_QUERY;
+		lease_enter_state(l, LEASE_RUNNING);
+		if (server.conf.timeout_ms > 0)
+			lease_arm(l->statement_timer, server.conf.timeout_ms);
+		lease_send(l, &lim);
+		break;
+	case PROTO_OP_COMMIT:
+		buf_reset(&l->sql);
+		if (!lease_append_statements(l, req->statements, req->nstatements, &err)) {
+			/* Refused before anything ran: the lease is as it was. */
+			client_respond(c, err);
+			return;
+		}
+		l->batch_user = req->nstatements;
+		/* As for transact: results the limits could refuse are seen
+		 * before the commit goes out. */
+		l->batch_commits = !(l->batch_reads && lease_limited());
+		if (l->batch_commits) {
+			if (l->sql.len > 0)
+				buf_append(&l->sql, "\n;", 2);
+			buf_append(&l->sql, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
+		}
+		lease_enter_state(l, LEASE_COMMITTING);
+		lease_send(l, &lim);
+		break;
+	case PROTO_OP_ROLLBACK: {
+		json_t *ok = client_ok(c);
+		json_object_set_new(ok, "lease", json_integer((json_int_t)l->id));
+		lease_finish(l, LEASE_END_ROLLBACK, ok, false);
+		break;
+	}
+	case PROTO_OP_RENEW:
+		if (req->ttl_ms >= 0)
+			l->ttl_ms = req->ttl_ms > server.conf.max_ttl_ms ? server.conf.max_ttl_ms
+									 : req->ttl_ms;
+		evtimer_del(l->timer);
+		l->expires_us = server_now_us() + (uint64_t)l->ttl_ms * 1000;
+		lease_arm(l->timer, l->ttl_ms);
+		/* A statement keeps MySQL's wait_timeout from dropping a
+		 * session that a client keeps renewing without using. */
+		l->op = LEASE_OP_RENEW;
+		lease_enter_state(l, LEASE_RUNNING);
+		buf_reset(&l->sql);
+		buf_append(&l->sql, keepalive, sizeof(keepalive) - 1);
+		lease_send(l, NULL);
+		break;
+	default:
+		client_respond_error(c, PROTO_ERR_INTERNAL, "op not handled by the lease");
+		break;
+	}
+}
+
+/* A reason to end from outside the client's requests: the wait ran out,
+ * the TTL, the client left, revoke, shutdown. MySQL work in flight is
+ * interrupted (or, for a commit or rollback, left to finish) and the
+ * result handler ends the lease; otherwise it ends here. */
+void
+lease_end(struct lease *l, enum lease_end why)
+{
+	if (why == LEASE_END_DISCONNECT)
+		lease_detach(l);
+	switch (l->state) {
+	case LEASE_WAITING:
+		lease_finish(l, why, lease_end_answer_for(l, why), true);
+		break;
+	case LEASE_LOCKING:
+		if (l->end == LEASE_END_NONE)
+			l->end = why;
+		lease_enter_state(l, LEASE_CANCELLING);
+		break;
+	case LEASE_RUNNING:
+		if (l->end == LEASE_END_NONE)
+			l->end = why;
+		lease_enter_state(l, LEASE_INTERRUPTING);
+		break;
+	case LEASE_CANCELLING:
+	case LEASE_INTERRUPTING:
+		/* A kill is on its way already (maybe for a statement timeout:
+		 * now it ends the lease too). */
+		if (l->end == LEASE_END_NONE)
+			l->end = why;
+		break;
+	case LEASE_HELD:
+		lease_finish(l, why, NULL, false);
+		break;
+	case LEASE_ROLLING_BACK:
+		if (why == LEASE_END_DISCONNECT) {
+			json_decref(l->answer);
+			l->answer = NULL;
+			lease_enter_state(l, LEASE_RELEASING);
+		}
+		break;
+	case LEASE_COMMITTING:
+	case LEASE_RELEASING:
+	case LEASE_ENDED:
+	case LEASE__STATE_COUNT:
+		/* The commit decides; a release is already under way. */
+		break;
+	}
+}
+
 static void
 lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -604,30 +1335,23 @@ lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	switch (l->state) {
-	case LEASE_WAITING:
-		l->end = LEASE_END_LOCK_TIMEOUT;
-		if (l->client != NULL)
-			client_respond_error(l->client, PROTO_ERR_LOCK_TIMEOUT,
-				     "tables are locked by another lease (waited %lld ms)",
-				     (long long)l->wait_ms);
-		lease_detach(l);
-		lease_finish(l);
-		break;
 	case LEASE_LOCKING:
-		/* LOCK TABLES waits in MySQL: interrupt it so nothing of ours
-		 * is left waiting there. lease_locked answers. */
-		l->lock_timed_out = true;
-		if (!l->killing) {
-			l->killing = true;
-			pool_kill_query(server.pool, l->session);
-		}
+		if (l->batch_user > 0)
+			break; /* MySQL's WAIT bounds it (lease_session_ready) */
+		/* fall through */
+	case LEASE_WAITING:
+	case LEASE_CANCELLING:
+		lease_end(l, LEASE_END_LOCK_TIMEOUT);
 		break;
 	case LEASE_HELD:
 	case LEASE_RUNNING:
+	case LEASE_INTERRUPTING:
 		lease_end(l, LEASE_END_EXPIRED);
 		break;
-	case LEASE_ENDING:
+	case LEASE_COMMITTING:
+	case LEASE_ROLLING_BACK:
 	case LEASE_RELEASING:
+	case LEASE_ENDED:
 	case LEASE__STATE_COUNT:
 		break;
 	}
@@ -640,80 +1364,215 @@ lease_statement_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->state != LEASE_RUNNING || l->killing)
-		return;
-	l->statement_timed_out = true;
-	l->killing = true;
-	pool_kill_query(server.pool, l->session);
+	/* Only a statement run alone is bounded by a kill; a batch's are
+	 * bounded by MySQL (lease_append_statements). */
+	if (l->state == LEASE_RUNNING)
+		lease_enter_state(l, LEASE_INTERRUPTING);
 }
 
-/* Runs the statement already bound into l->sql. */
+/* The one way out (see the top of the file). unlocked: MySQL holds nothing
+ * for this lease (never locked, unlocked, or the session is gone).
+ * answer: for the request in flight, or NULL. */
 static void
-lease_run_bound(struct lease *l)
+lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 {
-	struct session_limits lim = {server.conf.max_rows, server.conf.max_result_bytes};
+	struct client *c;
+	struct session *s;
+	struct lockmgr_req *lock;
+	bool reset;
 
-	l->statement_timed_out = false;
-	lease_enter_state(l, LEASE_RUNNING);
-	if (server.conf.timeout_ms > 0)
-		lease_arm(l->statement_timer, server.conf.timeout_ms);
-	session_query(l->session, l->sql.data, l->sql.len, &lim, lease_statement_done, l);
-}
-
-/* A transact's next statement. Its dry run passed before locking, so a
- * refusal here is not expected; it still rolls everything back. */
-static void
-lease_run_statement(struct lease *l, const struct proto_statement *st)
-{
-	if (!lease_prepare_statement(l->client, st, (long)l->next_statement, l->session,
-				     &l->sql)) {
-		l->end = LEASE_END_ROLLBACK;
+	if (l->end == LEASE_END_NONE)
+		l->end = why;
+	if (!unlocked) {
+		if (answer != NULL && l->client != NULL) {
+			json_decref(l->answer);
+			l->answer = answer;
+			lease_enter_state(l, LEASE_ROLLING_BACK);
+			return;
+		}
+		json_decref(answer);
+		lease_notify(l);
 		lease_detach(l);
-		lease_release(l, true);
+		lease_enter_state(l, LEASE_RELEASING);
 		return;
 	}
-	lease_run_bound(l);
+	lease_enter_state(l, LEASE_ENDED);
+	c = l->client;
+	lease_notify(l);
+	if (c != NULL && answer == NULL && l->end == LEASE_END_LOST && l->held_us != 0)
+		c->lost_lease = l->id; /* its next request on the lease says so */
+	lease_detach(l);
+	if (c != NULL && answer != NULL)
+		client_respond(c, answer);
+	else
+		json_decref(answer);
+
+	s = l->session;
+	lock = l->lock;
+	reset = l->dirty;
+	l->session = NULL;
+	l->lock = NULL;
+	lease_free(l);
+	if (s != NULL)
+		session_give_back(s, reset);
+	if (lock != NULL)
+		lockmgr_release(server.lockmgr, lock); /* may grant others */
+	server_lease_freed();
 }
 
-void
-lease_request(struct lease *l, struct proto_request *req)
+/* Counts, logs and frees a lease that holds nothing any more. */
+static void
+lease_free(struct lease *l)
 {
-	static const char rollback[] = "ROLLBACK";
-	static const char keepalive[] = "DO 0";
+	uint64_t now = server_now_us();
+
+	pool_cancel(server.pool, &l->waiter);
+	lease_uncount_waiting(l);
+	TAILQ_REMOVE(&server.leases, l, entry);
+	server.nleases--;
+	lease_account(l);
+	if (l->held_us != 0)
+		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
+			 lease_end_name(l->end), (unsigned long long)((now - l->held_us) / 1000));
+	else
+		log_info("lease %llu: ended before it was held: %s", (unsigned long long)l->id,
+			 lease_end_name(l->end));
+	event_free(l->timer);
+	event_free(l->statement_timer);
+	proto_table_free_array(l->tables, l->ntables);
+	free(l->statements);
+	free(l->batch_hidden);
+	json_decref(l->results);
+	json_decref(l->request_root);
+	json_decref(l->answer);
+	buf_free(&l->sql);
+	free(l);
+}
+
+/* The client is done with this lease: its requests no longer go here and
+ * the lease will not write to it again. The only writer of the link:
+ * l->client != NULL exactly while l->client->lease == l. From here on the
+ * lease counts as ended for status and the totals. */
+static void
+lease_detach(struct lease *l)
+{
 	struct client *c = l->client;
 
-	switch (req->op) {
-	case PROTO_OP_QUERY:
-		if (lease_prepare_statement(c, &req->query, -1, l->session, &l->sql))
-			lease_run_bound(l);
+	if (c == NULL)
+		return;
+	l->client = NULL;
+	if (c->lease == l) {
+		c->lease = NULL;
+		client_lease_gone(c);
+	}
+	if (l->end != LEASE_END_NONE)
+		lease_account(l);
+}
+
+/* The event a held lease's client gets when it ends from outside. */
+static void
+lease_notify(struct lease *l)
+{
+	const char *event = NULL;
+	json_t *ev;
+
+	if (l->client == NULL || l->held_us == 0)
+		return;
+	switch (l->end) {
+	case LEASE_END_EXPIRED:
+		event = "lease_expired";
 		break;
-	case PROTO_OP_COMMIT:
-	case PROTO_OP_ROLLBACK:
-		l->committing = req->op == PROTO_OP_COMMIT;
-		lease_enter_state(l, LEASE_ENDING);
-		if (l->committing)
-			lease_commit(l);
-		else
-			session_query(l->session, rollback, sizeof(rollback) - 1, NULL,
-				      lease_finish_op_done, l);
+	case LEASE_END_REVOKED:
+		event = "lease_revoked";
 		break;
-	case PROTO_OP_RENEW:
-		if (req->ttl_ms >= 0)
-			l->ttl_ms = req->ttl_ms > server.conf.max_ttl_ms ? server.conf.max_ttl_ms
-									 : req->ttl_ms;
-		evtimer_del(l->timer);
-		l->expires_us = server_now_us() + (uint64_t)l->ttl_ms * 1000;
-		lease_arm(l->timer, l->ttl_ms);
-		/* A statement keeps MySQL's wait_timeout from dropping a
-		 * session that a client keeps renewing without using. */
-		l->renewing = true;
-		lease_enter_state(l, LEASE_RUNNING);
-		session_query(l->session, keepalive, sizeof(keepalive) - 1, NULL,
-			      lease_statement_done, l);
+	case LEASE_END_LOST:
+		event = "lease_lost";
 		break;
 	default:
-		client_respond_error(c, PROTO_ERR_INTERNAL, "op not handled by the lease");
-		break;
+		return;
+	}
+	ev = proto_event(event, l->id);
+	if (l->end == LEASE_END_LOST)
+		json_object_set_new(ev, "reason", json_string(l->lost_reason[0] != '\0'
+								      ? l->lost_reason
+								      : "MySQL session lost"));
+	client_push(l->client, ev);
+}
+
+static json_t *
+lease_error(struct lease *l, enum proto_error code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (l->client == NULL)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return client_error(l->client, code, msg);
+}
+
+/* A failed statement's answer: MySQL's own errno, SQLSTATE and message,
+ * and the statement's index when >= 0. */
+static json_t *
+lease_result_error(struct lease *l, const struct session_result *r, long statement)
+{
+	json_t *resp;
+
+	if (l->client == NULL)
+		return NULL;
+	if (r->lost)
+		resp = client_error(l->client, PROTO_ERR_LEASE_LOST, r->message);
+	else if (r->mysql_errno == ER_STATEMENT_TIMEOUT)
+		resp = client_error(l->client, PROTO_ERR_STATEMENT_TIMEOUT,
+				    "statement ran over timeout_ms and was interrupted");
+	else if (r->interrupted && l->end == LEASE_END_NONE &&
+		 (l->state == LEASE_CANCELLING || l->state == LEASE_INTERRUPTING))
+		resp = client_error(l->client, PROTO_ERR_STATEMENT_TIMEOUT, r->message);
+	else
+		resp = client_error(l->client, (enum proto_error)r->code, r->message);
+	if (r->code == PROTO_ERR_MYSQL && !r->lost)
+		proto_response_add_mysql(resp, r->mysql_errno, r->sqlstate);
+	if (statement >= 0)
+		json_object_set_new(resp, "statement", json_integer(statement));
+	return resp;
+}
+
+/* The answer to the request in flight when the lease ends for l->end. */
+static json_t *
+lease_end_answer(struct lease *l)
+{
+	return lease_end_answer_for(l, l->end);
+}
+
+static json_t *
+lease_end_answer_for(struct lease *l, enum lease_end why)
+{
+	if (why == LEASE_END_LOCK_TIMEOUT)
+		return lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
+				   "tables are locked by another lease or session (waited %lld ms)",
+				   (long long)((server_now_us() - l->created_us) / 1000));
+	return lease_error(l, lease_end_error(why), "lease %llu %s", (unsigned long long)l->id,
+			   lease_end_name(why));
+}
+
+static enum proto_error
+lease_end_error(enum lease_end end)
+{
+	switch (end) {
+	case LEASE_END_EXPIRED:
+		return PROTO_ERR_LEASE_EXPIRED;
+	case LEASE_END_REVOKED:
+		return PROTO_ERR_LEASE_REVOKED;
+	case LEASE_END_SHUTDOWN:
+		return PROTO_ERR_SHUTTING_DOWN;
+	case LEASE_END_LOST:
+		return PROTO_ERR_LEASE_LOST;
+	case LEASE_END_LOCK_TIMEOUT:
+		return PROTO_ERR_LOCK_TIMEOUT;
+	default:
+		return PROTO_ERR_INTERNAL;
 	}
 }
 
@@ -731,376 +1590,26 @@ lease_result_json(const struct session_result *r)
 	return o;
 }
 
-/* Answers a failed statement: MySQL's own errno, SQLSTATE and message. */
-static void
-lease_respond_result_error(struct lease *l, const struct session_result *r, long statement)
+/* results[] of a batch. A result over max_rows or max_result_bytes cannot
+ * stop MySQL's batch: its entry is an error object instead of rows. */
+static json_t *
+lease_results_json(const struct lease *l, const struct session_result *r, size_t n)
 {
-	json_t *resp;
+	json_t *a = json_array();
 
-	if (l->client == NULL)
-		return;
-	resp = client_error(l->client, (enum proto_error)r->code, r->message);
-	if (r->code == PROTO_ERR_MYSQL)
-		proto_response_add_mysql(resp, r->mysql_errno, r->sqlstate);
-	if (statement >= 0)
-		json_object_set_new(resp, "statement", json_integer(statement));
-	client_respond(l->client, resp);
-}
-
-static void
-lease_statement_done(struct session *s, struct session_result *r, void *arg)
-{
-	struct lease *l = arg;
-	struct client *c = l->client;
-	bool renewing = l->renewing;
-	json_t *resp;
-
-	(void)s;
-	evtimer_del(l->statement_timer);
-	l->killing = false;
-	l->renewing = false;
-	if (!renewing) {
-		metrics.statements++;
-		if (r->code != 0 || l->statement_timed_out)
-			metrics.statement_errors++;
-	}
-	if (r->lost) {
-		l->session = NULL;
-		if (l->end == LEASE_END_NONE)
-			l->end = LEASE_END_LOST;
-		lease_push(l, "lease_lost", r->message);
-		if (c != NULL)
-			client_respond_error(c, PROTO_ERR_LEASE_LOST,
-					     "lease %llu lost its MySQL session: %s",
-					     (unsigned long long)l->id, r->message);
-		lease_detach(l);
-		lease_finish(l);
-		return;
-	}
-	if (l->end != LEASE_END_NONE) {
-		/* Expired, revoked or shut down while the statement ran: it was
-		 * interrupted (or finished) and is rolled back now. */
-		if (c != NULL)
-			client_respond_error(c, lease_end_error(l->end), "lease %llu %s",
-					     (unsigned long long)l->id, lease_end_name(l->end));
-		lease_detach(l);
-		lease_release(l, true);
-		return;
-	}
-	lease_enter_state(l, LEASE_HELD);
-	if (r->code != 0 || l->statement_timed_out) {
-		json_t *err;
-		/* A statement interrupted by the timeout may still end
-		 * "successfully" (SLEEP() returns 1 when killed): the timeout
-		 * is the answer either way. */
-		if (l->statement_timed_out) {
-			err = client_error(c, PROTO_ERR_STATEMENT_TIMEOUT, "");
-			json_object_set_new(json_object_get(err, "error"), "message",
-					    json_sprintf("statement ran over timeout_ms (%lld ms) "
-							 "and was interrupted",
-							 (long long)server.conf.timeout_ms));
-		} else {
-			err = client_error(c, (enum proto_error)r->code, r->message);
-			if (r->code == PROTO_ERR_MYSQL)
-				proto_response_add_mysql(err, r->mysql_errno, r->sqlstate);
-		}
-		if (l->transact) {
-			/* The first failing statement rolls everything back; the
-			 * error goes out once the tables are free, like a
-			 * rollback's answer. */
-			json_object_set_new(err, "statement",
-					    json_integer((json_int_t)l->next_statement));
-			l->pending_error = err;
-			l->committing = false;
-			lease_enter_state(l, LEASE_ENDING);
-			session_query(l->session, "ROLLBACK", 8, NULL, lease_finish_op_done, l);
-			return;
-		}
-		client_respond(c, err);
-		return;
-	}
-	if (l->transact) {
-		json_array_append_new(l->results, lease_result_json(r));
-		if (++l->next_statement < l->nstatements) {
-			lease_run_statement(l, &l->statements[l->next_statement]);
-			return;
-		}
-		l->committing = true;
-		lease_enter_state(l, LEASE_ENDING);
-		lease_commit(l);
-		return;
-	}
-	if (renewing) {
-		resp = client_ok(c);
-		json_object_set_new(resp, "lease", json_integer((json_int_t)l->id));
-		json_object_set_new(resp, "ttl_ms", json_integer(l->ttl_ms));
-		client_respond(c, resp);
-		return;
-	}
-	json_t *result = lease_result_json(r);
-	resp = client_ok(c);
-	json_object_update(resp, result);
-	json_decref(result);
-	client_respond(c, resp);
-}
-
-/* Commits and unlocks in one round trip: UNLOCK TABLES commits the open
- * transaction when LOCK TABLES took the locks (MariaDB KB "LOCK TABLES":
- * "UNLOCK TABLES implicitly commits any active transaction, but only if
- * LOCK TABLES has been used to acquire table locks"), and reports a failed
- * commit as its own error. So the answer to commit is sent with the tables
- * already free: a client told "committed" can lock them again at once. */
-static void
-lease_commit(struct lease *l)
-{
-	static const char unlock[] = "UNLOCK TABLES";
-	session_query(l->session, unlock, sizeof(unlock) - 1, NULL, lease_finish_op_done, l);
-}
-
-/* The client's commit (or a transact's), or its ROLLBACK followed by
- * UNLOCK TABLES, ended. The tables are free in MySQL: free them in the
- * daemon, answer, and reset the session off the client's critical path. */
-static void
-lease_finish_op_done(struct session *s, struct session_result *r, void *arg)
-{
-	static const char unlock[] = "UNLOCK TABLES";
-	struct lease *l = arg;
-	struct client *c = l->client;
-	json_t *resp;
-
-	(void)s;
-	if (l->pending_error != NULL && (r->lost || r->code != 0)) {
-		/* A failed transact whose rollback failed too: MySQL rolls
-		 * back a lost or reset session anyway; the statement's error
-		 * is the answer that matters. */
-		if (c != NULL)
-			client_respond(c, l->pending_error);
+	for (size_t i = 0; i < n; i++) {
+		if (l->batch_hidden != NULL && l->batch_hidden[i] && r[i].code == 0)
+			json_array_append_new(a, json_pack("{s:i,s:i,s:i}", "affected_rows", 0,
+							   "insert_id", 0, "warnings",
+							   (int)r[i].warnings));
+		else if (r[i].code == PROTO_ERR_RESULT_TOO_LARGE)
+			json_array_append_new(a, json_pack("{s:{s:s,s:s}}", "error", "code",
+							   proto_error_name(PROTO_ERR_RESULT_TOO_LARGE),
+							   "message", r[i].message));
 		else
-			json_decref(l->pending_error);
-		l->pending_error = NULL;
-		c = NULL;
+			json_array_append_new(a, lease_result_json(&r[i]));
 	}
-	if (r->lost) {
-		l->session = NULL;
-		l->end = LEASE_END_LOST;
-		if (c != NULL) {
-			if (l->committing)
-				client_respond_error(c, PROTO_ERR_COMMIT_UNKNOWN,
-						     "the MySQL session died during the commit; whether "
-						     "lease %llu's transaction committed is unknown: %s",
-						     (unsigned long long)l->id, r->message);
-			else
-				client_respond_error(c, PROTO_ERR_LEASE_LOST,
-						     "lease %llu lost its MySQL session (MySQL rolled "
-						     "it back): %s",
-						     (unsigned long long)l->id, r->message);
-		}
-		lease_detach(l);
-		lease_finish(l);
-		return;
-	}
-	if (r->code != 0) {
-		/* The commit failed: nothing committed; roll back and end. */
-		l->end = LEASE_END_ROLLBACK;
-		if (c != NULL)
-			lease_respond_result_error(l, r, -1);
-		lease_detach(l);
-		lease_release(l, true);
-		return;
-	}
-	if (!l->committing && !l->rolled_back) {
-		l->rolled_back = true;
-		session_query(l->session, unlock, sizeof(unlock) - 1, NULL, lease_finish_op_done, l);
-		return;
-	}
-	l->end = l->committing ? LEASE_END_COMMIT : LEASE_END_ROLLBACK;
-	if (l->lock != NULL) {
-		lockmgr_release(server.lockmgr, l->lock); /* may grant others */
-		l->lock = NULL;
-	}
-	if (c != NULL && l->pending_error != NULL) {
-		client_respond(c, l->pending_error);
-		l->pending_error = NULL;
-	} else if (c != NULL) {
-		resp = client_ok(c);
-		json_object_set_new(resp, "lease", json_integer((json_int_t)l->id));
-		if (l->transact)
-			json_object_set(resp, "results", l->results);
-		client_respond(c, resp);
-	}
-	lease_detach(l);
-	evtimer_del(l->timer);
-	evtimer_del(l->statement_timer);
-	lease_enter_state(l, LEASE_RELEASING);
-	session_release(l->session, SESSION_RELEASE_RESET, lease_unlocked, l);
-}
-
-/* The session died while the lease held it idle. MySQL has rolled back
- * and unlocked already; tell the client at once. */
-static void
-lease_session_lost(void *arg, const char *reason)
-{
-	struct lease *l = arg;
-
-	l->session = NULL;
-	if (l->end == LEASE_END_NONE)
-		l->end = LEASE_END_LOST;
-	lease_push(l, "lease_lost", reason);
-	if (l->client != NULL)
-		l->client->lost_lease = l->id;
-	lease_detach(l);
-	lease_finish(l);
-}
-
-void
-lease_end(struct lease *l, enum lease_end why)
-{
-	if (why == LEASE_END_DISCONNECT) {
-		if (l->client != NULL && l->client->lease == l)
-			l->client->lease = NULL;
-		l->client = NULL;
-	}
-	if (l->end == LEASE_END_NONE && l->state != LEASE_ENDING && l->state != LEASE_RELEASING)
-		l->end = why;
-	switch (l->state) {
-	case LEASE_WAITING:
-		if (l->client != NULL)
-			client_respond_error(l->client, lease_end_error(why), "lease %llu %s",
-					     (unsigned long long)l->id, lease_end_name(why));
-		lease_detach(l);
-		lease_finish(l);
-		break;
-	case LEASE_LOCKING:
-		if (!l->killing) {
-			l->killing = true;
-			pool_kill_query(server.pool, l->session);
-		}
-		break;
-	case LEASE_HELD:
-		if (why == LEASE_END_EXPIRED)
-			lease_push(l, "lease_expired", NULL);
-		else if (why == LEASE_END_REVOKED)
-			lease_push(l, "lease_revoked", NULL);
-		lease_detach(l);
-		lease_release(l, true);
-		break;
-	case LEASE_RUNNING:
-		if (why == LEASE_END_EXPIRED)
-			lease_push(l, "lease_expired", NULL);
-		else if (why == LEASE_END_REVOKED)
-			lease_push(l, "lease_revoked", NULL);
-		if (!l->killing) {
-			l->killing = true;
-			pool_kill_query(server.pool, l->session);
-		}
-		break;
-	case LEASE_ENDING:
-	case LEASE_RELEASING:
-	case LEASE__STATE_COUNT:
-		/* COMMIT/ROLLBACK decides; the release is already under way. */
-		break;
-	}
-}
-
-static enum proto_error
-lease_end_error(enum lease_end end)
-{
-	switch (end) {
-	case LEASE_END_EXPIRED:
-		return PROTO_ERR_LEASE_EXPIRED;
-	case LEASE_END_REVOKED:
-		return PROTO_ERR_LEASE_REVOKED;
-	case LEASE_END_SHUTDOWN:
-		return PROTO_ERR_SHUTTING_DOWN;
-	case LEASE_END_LOST:
-		return PROTO_ERR_LEASE_LOST;
-	default:
-		return PROTO_ERR_INTERNAL;
-	}
-}
-
-static void
-lease_push(struct lease *l, const char *event, const char *reason)
-{
-	json_t *ev;
-
-	if (l->client == NULL)
-		return;
-	ev = proto_event(event, l->id);
-	if (reason != NULL)
-		json_object_set_new(ev, "reason", json_string(reason));
-	client_push(l->client, ev);
-}
-
-/* The client is done with this lease: its requests no longer go here and
- * the lease will not write to it again. Invariant: l->client != NULL
- * exactly while l->client->lease == l. */
-static void
-lease_detach(struct lease *l)
-{
-	if (l->client == NULL)
-		return;
-	if (l->client->lease == l) {
-		l->client->lease = NULL;
-		client_lease_gone(l->client);
-	}
-	l->client = NULL;
-}
-
-static void
-lease_release(struct lease *l, bool rollback)
-{
-	evtimer_del(l->timer);
-	evtimer_del(l->statement_timer);
-	lease_enter_state(l, LEASE_RELEASING);
-	session_release(l->session, rollback ? SESSION_RELEASE_ROLLBACK : SESSION_RELEASE_UNLOCK,
-			lease_unlocked, l);
-}
-
-static void
-lease_unlocked(void *arg)
-{
-	struct lease *l = arg;
-
-	l->session = NULL; /* it resets and returns to the pool by itself */
-	lease_finish(l);
-}
-
-/* The one way out: the tables are free in MySQL (or were never locked
- * there); free them in the daemon, count, log, and free the lease. */
-static void
-lease_finish(struct lease *l)
-{
-	uint64_t now = server_now_us();
-
-	pool_cancel(server.pool, &l->waiter);
-	evtimer_del(l->timer);
-	evtimer_del(l->statement_timer);
-	lease_detach(l);
-	lease_uncount_waiting(l);
-	TAILQ_REMOVE(&server.leases, l, entry);
-	server.nleases--;
-
-	lease_account(l);
-	if (l->held_us != 0)
-		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
-			 lease_end_name(l->end), (unsigned long long)((now - l->held_us) / 1000));
-	else
-		log_info("lease %llu: ended before it was held: %s", (unsigned long long)l->id,
-			 lease_end_name(l->end));
-
-	if (l->lock != NULL)
-		lockmgr_release(server.lockmgr, l->lock); /* may grant others */
-	event_free(l->timer);
-	event_free(l->statement_timer);
-	proto_table_free_array(l->tables, l->ntables);
-	free(l->statements);
-	json_decref(l->request_root);
-	json_decref(l->results);
-	json_decref(l->pending_error);
-	buf_free(&l->sql);
-	free(l);
-	server_lease_freed();
+	return a;
 }
 
 static json_t *
@@ -1130,11 +1639,11 @@ lease_status(const struct lease *l, bool full)
 	const char *state;
 	json_t *o;
 
-	switch (l->state) {
-	case LEASE_WAITING:
+	switch (lease_get_phase(l)) {
+	case LEASE_PHASE_WAITING:
 		state = "waiting";
 		break;
-	case LEASE_LOCKING:
+	case LEASE_PHASE_LOCKING:
 		state = "locking";
 		break;
 	default:

@@ -11,19 +11,32 @@
 struct client;
 struct lease;
 
-/* A lease's life. lease_enter_state() is the only function that moves a
- * lease, and logs "old -> new". */
+/* A lease's life: one value, moved only by lease_enter_state(), which
+ * checks the table of legal transitions at the top of lease.c and logs
+ * "old -> new". Each state's MySQL work starts on entering it. */
 enum lease_state {
 	LEASE_WAITING,		/* in the daemon's queue, or waiting for a session */
-	LEASE_LOCKING,		/* LOCK TABLES running in MySQL */
+	LEASE_LOCKING,		/* the LOCK TABLES batch running in MySQL */
+	LEASE_CANCELLING,	/* the same, with a KILL QUERY sent at it */
 	LEASE_HELD,		/* held, nothing running */
-	LEASE_RUNNING,		/* a statement running */
-	LEASE_ENDING,		/* COMMIT or ROLLBACK running for the client */
-	LEASE_RELEASING,	/* over for the client; rollback/unlock running */
+	LEASE_RUNNING,		/* a statement (or renew's keep-alive) running */
+	LEASE_INTERRUPTING,	/* the same, with a KILL QUERY sent at it */
+	LEASE_COMMITTING,	/* [statements;] UNLOCK TABLES running */
+	LEASE_ROLLING_BACK,	/* ROLLBACK; UNLOCK TABLES running, the client awaits the answer */
+	LEASE_RELEASING,	/* over for the client; ROLLBACK; UNLOCK TABLES running */
+	LEASE_ENDED,		/* the tables are free; freed at once */
 	LEASE__STATE_COUNT
 };
 
-/* How a lease ended (or is ending). Set once: the first reason wins. */
+/* What status, metrics and shutdown see of a lease. */
+enum lease_phase {
+	LEASE_PHASE_WAITING,	/* WAITING */
+	LEASE_PHASE_LOCKING,	/* LOCKING, CANCELLING */
+	LEASE_PHASE_HELD,	/* HELD through ROLLING_BACK */
+	LEASE_PHASE_ENDING,	/* RELEASING, ENDED */
+};
+
+/* How a lease ended (or is ending). Recorded once: the first reason wins. */
 enum lease_end {
 	LEASE_END_NONE,
 	LEASE_END_COMMIT,
@@ -47,14 +60,17 @@ void lease_start(struct client *c, struct proto_request *req);
 /* The lock manager's grant callback (owner is the lease). */
 struct lockmgr_req;
 void lease_lockmgr_grant(struct lockmgr_req *req, void *owner, void *arg);
-/* Runs req (query, commit, rollback, renew) on c's lease. */
-void lease_request(struct lease *l, struct proto_request *req);
-/* Ends the lease for a reason other than the client's commit/rollback:
- * expiry, disconnect, revoke, shutdown. Always rolls back and unlocks. */
+/* Runs req (query, commit, rollback, renew) on c's lease, or answers
+ * no_lease / lease_lost when c holds none. */
+void lease_request(struct client *c, struct proto_request *req);
+/* Ends the lease for a reason other than the client's own requests:
+ * expiry, disconnect, revoke, shutdown. Always rolls back and unlocks. On
+ * LEASE_END_DISCONNECT the client is detached before this returns. */
 void lease_end(struct lease *l, enum lease_end why);
 
 uint64_t lease_id(const struct lease *l);
 enum lease_state lease_get_state(const struct lease *l);
+enum lease_phase lease_get_phase(const struct lease *l);
 /* One status entry; full = with client name, peer and MySQL thread. */
 json_t *lease_status(const struct lease *l, bool full);
 struct client *lease_client(const struct lease *l);

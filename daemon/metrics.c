@@ -88,10 +88,10 @@ metrics_render(struct buf *b)
 
 	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
 		int mode = lease_is_write(l) ? 1 : 0;
-		enum lease_state st = lease_get_state(l);
-		if (st == LEASE_WAITING || st == LEASE_LOCKING)
+		enum lease_phase st = lease_get_phase(l);
+		if (st == LEASE_PHASE_WAITING || st == LEASE_PHASE_LOCKING)
 			waiting[mode]++;
-		else if (st != LEASE_RELEASING) {
+		else if (st != LEASE_PHASE_ENDING) {
 			held[mode]++;
 			uint64_t since = lease_held_since_us(l);
 			if (since != 0 && now - since > oldest)
@@ -151,6 +151,10 @@ metrics_render(struct buf *b)
 		     "MySQL sessions connected again after a failure or loss.");
 	buf_appendf(b, "tablelockd_mysql_reconnects_total %llu\n",
 		    (unsigned long long)metrics.mysql_reconnects);
+	METRICS_HEAD(b, "tablelockd_session_resets_total", "counter",
+		     "MySQL sessions reset after a lease that left session state behind.");
+	buf_appendf(b, "tablelockd_session_resets_total %llu\n",
+		    (unsigned long long)metrics.session_resets);
 
 	METRICS_HEAD(b, "tablelockd_client_connections", "gauge", "Client connections open now.");
 	buf_appendf(b, "tablelockd_client_connections %u\n", server.nclients);

@@ -24,6 +24,7 @@ struct metrics {
 	uint64_t statement_errors;
 	uint64_t firewall_refusals;
 	uint64_t mysql_reconnects;
+	uint64_t session_resets;	/* mysql_reset_connection after a lease */
 	uint64_t client_connections;
 	uint64_t requests[PROTO_OP__COUNT];
 	uint64_t bad_requests;

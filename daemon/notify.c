@@ -44,10 +44,10 @@ notify_status_cb(evutil_socket_t fd, short what, void *arg)
 	if (!notify_is_ready)
 		return;
 	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		enum lease_state st = lease_get_state(l);
-		if (st == LEASE_WAITING || st == LEASE_LOCKING)
+		enum lease_phase st = lease_get_phase(l);
+		if (st == LEASE_PHASE_WAITING || st == LEASE_PHASE_LOCKING)
 			waiting++;
-		else if (st != LEASE_RELEASING)
+		else if (st != LEASE_PHASE_ENDING)
 			held++;
 	}
 	snprintf(status, sizeof(status), "STATUS=%s%u leases held, %u waiting, %u clients",

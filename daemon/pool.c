@@ -36,7 +36,7 @@ struct pool {
 };
 
 static void pool_kill_next(struct pool *p);
-static void pool_kill_done(struct session *s, struct session_result *r, void *arg);
+static void pool_kill_done(struct session *s, struct session_result *r, size_t n, void *arg);
 static bool pool_any_usable(const struct pool *p);
 
 struct pool *
@@ -108,7 +108,7 @@ pool_any_usable(const struct pool *p)
 		case SESSION_IDLE:
 		case SESSION_LENT:
 		case SESSION_RUNNING:
-		case SESSION_RELEASING:
+		case SESSION_RESETTING:
 		case SESSION_PREPARING:
 			return true;
 		default:
@@ -238,11 +238,12 @@ pool_kill_next(struct pool *p)
 }
 
 static void
-pool_kill_done(struct session *s, struct session_result *r, void *arg)
+pool_kill_done(struct session *s, struct session_result *r, size_t n, void *arg)
 {
 	struct pool *p = arg;
 
 	(void)s;
+	(void)n;
 	if (r->lost)
 		return; /* pool_session_down requeued it */
 	p->kill_busy = false;
@@ -266,7 +267,7 @@ pool_status(const struct pool *p)
 			break;
 		case SESSION_LENT:
 		case SESSION_RUNNING:
-		case SESSION_RELEASING:
+		case SESSION_RESETTING:
 			busy++;
 			break;
 		case SESSION_CONNECTING:

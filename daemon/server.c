@@ -128,9 +128,9 @@ server_end_leases(bool held_too)
 	for (l = lease_first(); l != NULL && lease_next(l) != NULL; l = lease_next(l))
 		;
 	while (l != NULL) {
-		enum lease_state st = lease_get_state(l);
+		enum lease_phase st = lease_get_phase(l);
 		prev = lease_prev(l);
-		if (held_too || st == LEASE_WAITING || st == LEASE_LOCKING)
+		if (held_too || st == LEASE_PHASE_WAITING || st == LEASE_PHASE_LOCKING)
 			lease_end(l, LEASE_END_SHUTDOWN);
 		l = prev;
 	}
@@ -181,8 +181,7 @@ server_count_held(void)
 {
 	unsigned int n = 0;
 	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		enum lease_state st = lease_get_state(l);
-		if (st != LEASE_WAITING && st != LEASE_LOCKING && st != LEASE_RELEASING)
+		if (lease_get_phase(l) == LEASE_PHASE_HELD)
 			n++;
 	}
 	return n;

@@ -29,16 +29,24 @@ enum session_step {
 	STEP_QUERY,
 	STEP_FETCH,
 	STEP_FREE,
+	STEP_NEXT,
 	STEP_RESET,
 };
 
-/* Where a release stands (session_release). */
-enum session_release_phase {
-	RELEASE_ROLLBACK,
-	RELEASE_UNLOCK,
-	RELEASE_RESET,
-	RELEASE_PREPARE,
-};
+/* The per-lease settings. mysql_reset_connection() restores the server
+ * defaults, so autocommit is on again: the manual's recipe for LOCK TABLES
+ * with InnoDB wants it off (MariaDB KB "LOCK TABLES", "transactional
+ * tables"). session_track_state_change makes MySQL flag every OK packet of
+ * a statement that changed session state (SERVER_SESSION_STATE_CHANGED),
+ * which tells whether a lease needs a reset afterwards. wait_timeout is a
+ * safety net: if the daemon hangs, MySQL drops the session and frees its
+ * locks by itself. sql_mode is set explicitly: under NO_BACKSLASH_ESCAPES
+ * or ANSI_QUOTES the server would read quotes differently from the
+ * statement firewall (conf.c refuses those modes; the value holds only mode
+ * names and commas). */
+#define SESSION_SETTINGS                                                                  \
+	"SET autocommit=0, SESSION session_track_state_change=ON, "                       \
+	"SESSION wait_timeout=%lld, SESSION sql_mode='%s'"
 
 struct session {
 	struct pool *pool;
@@ -62,16 +70,17 @@ struct session {
 	MYSQL_ROW ret_row;
 	MYSQL_RES *res;
 	struct result_builder builder;
-	struct session_result result;
+	struct session_result result;	/* the statement being read */
+	struct session_result *results;	/* a batch's results so far */
+	size_t nresults;
+	size_t results_cap;
+	size_t skip;		/* leading results that are ours (the settings) */
+	bool prepared;		/* the settings are in force */
 	void (*step_done)(struct session *s); /* what follows the statement */
 
 	session_done_fn *done;	/* the lease's callback for session_query */
 	void *done_arg;
 	bool deferred;		/* a statement waits for kills to finish */
-
-	enum session_release_phase release_phase;
-	void (*unlocked)(void *arg);
-	void *unlocked_arg;
 
 	void (*lost)(void *arg, const char *reason);
 	void *lost_arg;
@@ -91,7 +100,7 @@ static const char *const session_state_names[SESSION__STATE_COUNT] = {
 	[SESSION_IDLE] = "idle",
 	[SESSION_LENT] = "lent",
 	[SESSION_RUNNING] = "running",
-	[SESSION_RELEASING] = "releasing",
+	[SESSION_RESETTING] = "resetting",
 	[SESSION_CLOSED] = "closed",
 };
 
@@ -108,12 +117,12 @@ static void session_fail(struct session *s, const char *why);
 static void session_prepare(struct session *s);
 static void session_prepared(struct session *s);
 static void session_query_done(struct session *s);
-static void session_release_next(struct session *s);
-static void session_release_step_done(struct session *s);
+static void session_reset_done(struct session *s);
 static void session_result_clear(struct session_result *r);
+static void session_results_clear(struct session *s);
+static void session_result_keep(struct session *s);
 static void session_result_error(struct session *s);
 static void session_disconnect(struct session *s);
-static void session_call_unlocked(struct session *s);
 static void session_free_params(struct session *s);
 
 const char *
@@ -159,6 +168,8 @@ session_free(struct session *s)
 	event_free(s->retry);
 	buf_free(&s->sql);
 	session_result_clear(&s->result);
+	session_results_clear(s);
+	free(s->results);
 	free(s);
 }
 
@@ -255,6 +266,7 @@ session_disconnect(struct session *s)
 	result_builder_reset(&s->builder);
 	s->thread_id = 0;
 	s->step = STEP_NONE;
+	s->prepared = false;
 }
 
 void
@@ -335,8 +347,6 @@ session_fail(struct session *s, const char *why)
 		s->backoff_ms = 5000;
 	session_enter_state(s, SESSION_DOWN);
 	pool_session_down(s->pool, s, was == SESSION_CONNECTING, reason);
-	if (was == SESSION_RELEASING)
-		session_call_unlocked(s);
 	if (was == SESSION_LENT && lost != NULL)
 		lost(lost_arg, reason);
 	if (s->state == SESSION_DOWN)
@@ -425,7 +435,10 @@ session_io_cb(evutil_socket_t fd, short what, void *arg)
 	session_step(s, ready);
 }
 
-/* Advances the non-blocking call in flight; ready < 0 starts it. */
+/* Advances the non-blocking call in flight; ready < 0 starts it. A batch
+ * (several statements in one text) yields one result per statement; each is
+ * kept as it completes, and MySQL runs no statement after a failed one, so
+ * mysql_more_results() alone decides whether another result follows. */
 static void
 session_step(struct session *s, int ready)
 {
@@ -440,7 +453,8 @@ session_step(struct session *s, int ready)
 			if (ready < 0)
 				status = mysql_real_connect_start(
 					&s->ret_mysql, s->mysql, s->c_host, s->c_user, s->c_password,
-					s->c_database, c->port, s->c_socket, 0);
+					s->c_database, c->port, s->c_socket,
+					CLIENT_MULTI_STATEMENTS);
 			else
 				status = mysql_real_connect_cont(&s->ret_mysql, s->mysql, ready);
 			if (status != 0)
@@ -462,40 +476,44 @@ session_step(struct session *s, int ready)
 			session_prepare(s);
 			return;
 		case STEP_QUERY:
-			if (ready < 0) {
+		case STEP_NEXT:
+			if (ready < 0 && s->step == STEP_QUERY) {
 				if (s->kills > 0) {
 					s->deferred = true;
 					return;
 				}
 				status = mysql_real_query_start(&s->ret_int, s->mysql, s->sql.data,
 								s->sql.len);
-			} else {
+			} else if (ready < 0) {
+				status = mysql_next_result_start(&s->ret_int, s->mysql);
+			} else if (s->step == STEP_QUERY) {
 				status = mysql_real_query_cont(&s->ret_int, s->mysql, ready);
+			} else {
+				status = mysql_next_result_cont(&s->ret_int, s->mysql, ready);
 			}
 			if (status != 0)
 				goto wait;
 			if (s->ret_int != 0) {
+				/* mysql_next_result: -1 is "no more results". */
+				if (s->step == STEP_NEXT && s->ret_int < 0)
+					goto batch_done;
 				session_result_error(s);
-				s->step = STEP_NONE;
-				s->step_done(s);
-				return;
+				session_result_keep(s);
+				goto batch_done;
 			}
 			if (mysql_field_count(s->mysql) == 0) {
 				s->result.affected_rows = mysql_affected_rows(s->mysql);
 				s->result.insert_id = mysql_insert_id(s->mysql);
 				s->result.warnings = mysql_warning_count(s->mysql);
-				s->step = STEP_NONE;
-				s->step_done(s);
-				return;
+				goto result_done;
 			}
 			/* Rows stream in one at a time (use, not store), so a huge
 			 * result is never buffered whole: see result_builder. */
 			s->res = mysql_use_result(s->mysql);
 			if (s->res == NULL) {
 				session_result_error(s);
-				s->step = STEP_NONE;
-				s->step_done(s);
-				return;
+				session_result_keep(s);
+				goto batch_done;
 			}
 			result_builder_start(&s->builder, s->res);
 			s->step = STEP_FETCH;
@@ -526,7 +544,6 @@ session_step(struct session *s, int ready)
 			if (status != 0)
 				goto wait;
 			s->res = NULL;
-			s->step = STEP_NONE;
 			if (s->result.code == 0) {
 				s->result.warnings = mysql_warning_count(s->mysql);
 				result_builder_finish(&s->builder, &s->result.columns,
@@ -540,8 +557,11 @@ session_step(struct session *s, int ready)
 				}
 			}
 			result_builder_reset(&s->builder);
-			s->step_done(s);
-			return;
+			if (s->result.lost) {
+				session_result_keep(s);
+				goto batch_done;
+			}
+			goto result_done;
 		case STEP_RESET:
 			if (ready < 0) {
 				if (s->kills > 0) {
@@ -561,8 +581,48 @@ session_step(struct session *s, int ready)
 			return;
 		}
 	}
+result_done:
+	session_result_keep(s);
+	/* An error (even a fetch error on a result set) ends the batch: MySQL
+	 * sends nothing after it. result_too_large is ours, not MySQL's: the
+	 * rest of the batch still comes. */
+	if (mysql_more_results(s->mysql) &&
+	    (s->results[s->nresults - 1].code == 0 ||
+	     s->results[s->nresults - 1].code == PROTO_ERR_RESULT_TOO_LARGE)) {
+		s->step = STEP_NEXT;
+		session_step(s, -1);
+		return;
+	}
+batch_done:
+	s->step = STEP_NONE;
+	s->step_done(s);
+	return;
 wait:
 	session_wait(s, status);
+}
+
+/* Moves the statement just read into the batch's results, with whether it
+ * changed session state (MySQL's tracker sets the flag in the OK or EOF
+ * packet that ends each statement). */
+static void
+session_result_keep(struct session *s)
+{
+	if (s->mysql != NULL && !s->result.lost)
+		s->result.state_changed = (s->mysql->server_status & SERVER_SESSION_STATE_CHANGED) != 0;
+	if (s->nresults == s->results_cap) {
+		s->results_cap = s->results_cap ? s->results_cap * 2 : 4;
+		s->results = xrealloc(s->results, s->results_cap * sizeof(*s->results));
+	}
+	s->results[s->nresults++] = s->result;
+	memset(&s->result, 0, sizeof(s->result));
+}
+
+static void
+session_results_clear(struct session *s)
+{
+	for (size_t i = 0; i < s->nresults; i++)
+		session_result_clear(&s->results[i]);
+	s->nresults = 0;
 }
 
 /* Records MySQL's error in s->result and decides whether the connection
@@ -590,6 +650,7 @@ static void
 session_exec(struct session *s, const char *sql, size_t len, void (*step_done)(struct session *s))
 {
 	session_result_clear(&s->result);
+	session_results_clear(s);
 	buf_reset(&s->sql);
 	buf_append(&s->sql, sql, len);
 	s->step_done = step_done;
@@ -597,15 +658,22 @@ session_exec(struct session *s, const char *sql, size_t len, void (*step_done)(s
 	session_step(s, -1);
 }
 
-/* Settings every lease starts from. mysql_reset_connection() restored the
- * server defaults, so autocommit is on again: the manual's recipe for
- * LOCK TABLES with InnoDB wants it off (MariaDB KB "LOCK TABLES",
- * "transactional tables"). wait_timeout is a safety net: if the daemon
- * hangs, MySQL drops the session and frees its locks by itself. */
+/* Appends the per-lease settings (SESSION_SETTINGS) to sql. */
+static void
+session_settings_sql(const struct session *s, struct buf *sql)
+{
+	const struct conf *c = pool_conf(s->pool);
+
+	buf_appendf(sql, SESSION_SETTINGS, (long long)(c->max_ttl_ms / 1000 + 10),
+		    c->sql_mode != NULL ? c->sql_mode : "");
+}
+
+/* A new connection takes the settings at once, so a bad setting shows at
+ * startup, not in a client's first lease. After a reset they travel with
+ * the next statement instead (session_query). */
 static void
 session_prepare(struct session *s)
 {
-	const struct conf *c = pool_conf(s->pool);
 	struct buf sql = {0};
 
 	if (s->control) {
@@ -613,12 +681,7 @@ session_prepare(struct session *s)
 		return;
 	}
 	session_enter_state(s, SESSION_PREPARING);
-	/* sql_mode is set explicitly: under NO_BACKSLASH_ESCAPES or
-	 * ANSI_QUOTES the server would read quotes differently from the
-	 * statement firewall (conf.c refuses those modes; the value holds
-	 * only mode names and commas). */
-	buf_appendf(&sql, "SET autocommit=0, SESSION wait_timeout=%lld, SESSION sql_mode='%s'",
-		    (long long)(c->max_ttl_ms / 1000 + 10), c->sql_mode != NULL ? c->sql_mode : "");
+	session_settings_sql(s, &sql);
 	session_exec(s, sql.data, sql.len, session_prepared);
 	buf_free(&sql);
 }
@@ -626,13 +689,16 @@ session_prepare(struct session *s)
 static void
 session_prepared(struct session *s)
 {
-	if (s->result.code != 0) {
+	struct session_result *r = s->nresults > 0 ? &s->results[0] : &s->result;
+
+	if (!s->control && r->code != 0) {
 		char why[600];
-		snprintf(why, sizeof(why), "preparing the session failed: %s", s->result.message);
+		snprintf(why, sizeof(why), "preparing the session failed: %s", r->message);
 		session_fail(s, why);
 		return;
 	}
-	session_result_clear(&s->result);
+	session_results_clear(s);
+	s->prepared = !s->control;
 	session_enter_state(s, SESSION_IDLE);
 	session_watch(s);
 	pool_session_idle(s->pool, s);
@@ -649,7 +715,20 @@ session_query(struct session *s, const char *sql, size_t len, const struct sessi
 	else
 		result_builder_limits(&s->builder, 0, 0);
 	session_enter_state(s, SESSION_RUNNING);
-	session_exec(s, sql, len, session_query_done);
+	s->skip = 0;
+	if (s->prepared || s->control) {
+		session_exec(s, sql, len, session_query_done);
+		return;
+	}
+	/* Reset after the last lease: the settings go first, in the same
+	 * round trip. */
+	struct buf batch = {0};
+	session_settings_sql(s, &batch);
+	buf_append(&batch, ";", 1);
+	buf_append(&batch, sql, len);
+	s->skip = 1;
+	session_exec(s, batch.data, batch.len, session_query_done);
+	buf_free(&batch);
 }
 
 static void
@@ -657,121 +736,110 @@ session_query_done(struct session *s)
 {
 	session_done_fn *done = s->done;
 	void *arg = s->done_arg;
+	struct session_result *r = s->results;
+	size_t n = s->nresults;
 
 	s->done = NULL;
 	s->done_arg = NULL;
-	if (s->result.lost) {
-		struct session_result r = s->result;
+	if (s->skip > 0 && n > 0 && n <= s->skip && r[n - 1].code != 0 && !r[n - 1].lost) {
+		/* Our settings failed: the statement never ran. Treat it as a
+		 * broken session, like a failed prepare after connecting. */
+		r[n - 1].lost = true;
+		r[n - 1].code = PROTO_ERR_UNAVAILABLE;
+	}
+	if (n > 0 && n <= s->skip && !r[n - 1].lost) {
+		/* Cannot happen: MySQL answered our settings and stopped. */
+		r[n - 1].lost = true;
+		r[n - 1].code = PROTO_ERR_UNAVAILABLE;
+		snprintf(r[n - 1].message, sizeof(r[n - 1].message), "the batch stopped early");
+	}
+	if (n > s->skip) {
+		s->prepared = true;
+		r += s->skip;
+		n -= s->skip;
+	} else if (n > 0) {
+		r += n - 1;
+		n = 1;
+	}
+	if (n == 0 || r[n - 1].lost) {
+		/* The caller learns of the loss through its results (taken out
+		 * of the session first); the owner's lost callback must not
+		 * fire a second time. */
+		struct session_result *copy = xcalloc(n > 0 ? n : 1, sizeof(*copy));
 		char why[600];
 
-		/* The caller learns of the loss through its result (taken out of
-		 * the session first); the owner's lost callback must not fire
-		 * a second time. */
-		memset(&s->result, 0, sizeof(s->result));
-		snprintf(why, sizeof(why), "MySQL session lost: %s", r.message);
+		if (n == 0) {
+			copy[0].lost = true;
+			copy[0].code = PROTO_ERR_UNAVAILABLE;
+			snprintf(copy[0].message, sizeof(copy[0].message), "no answer from MySQL");
+			n = 1;
+		} else {
+			memcpy(copy, r, n * sizeof(*copy));
+		}
+		/* The JSON moved to copy: forget it here without freeing. */
+		s->nresults = 0;
+		snprintf(why, sizeof(why), "MySQL session lost: %s", copy[n - 1].message);
 		s->lost = NULL;
 		session_fail(s, why);
-		done(s, &r, arg);
-		session_result_clear(&r);
+		done(s, copy, n, arg);
+		for (size_t i = 0; i < n; i++)
+			session_result_clear(&copy[i]);
+		free(copy);
 		return;
 	}
 	session_enter_state(s, s->control ? SESSION_IDLE : SESSION_LENT);
 	session_watch(s);
-	done(s, &s->result, arg);
+	done(s, r, n, arg);
 }
 
 void
-session_release(struct session *s, enum session_release_from from, void (*unlocked)(void *arg),
-		void *arg)
+session_give_back(struct session *s, bool reset)
 {
-	static const enum session_release_phase first[] = {
-		[SESSION_RELEASE_ROLLBACK] = RELEASE_ROLLBACK,
-		[SESSION_RELEASE_UNLOCK] = RELEASE_UNLOCK,
-		[SESSION_RELEASE_RESET] = RELEASE_RESET,
-	};
-
 	s->lost = NULL;
 	s->lost_arg = NULL;
-	s->unlocked = unlocked;
-	s->unlocked_arg = arg;
-	s->release_phase = first[from];
-	session_enter_state(s, SESSION_RELEASING);
-	session_release_next(s);
-}
-
-static void
-session_call_unlocked(struct session *s)
-{
-	void (*unlocked)(void *) = s->unlocked;
-
-	s->unlocked = NULL;
-	if (unlocked != NULL)
-		unlocked(s->unlocked_arg);
-}
-
-static void
-session_release_next(struct session *s)
-{
-	static const char rollback[] = "ROLLBACK";
-	static const char unlock[] = "UNLOCK TABLES";
-
-	switch (s->release_phase) {
-	case RELEASE_ROLLBACK:
-		session_exec(s, rollback, sizeof(rollback) - 1, session_release_step_done);
-		break;
-	case RELEASE_UNLOCK:
-		session_exec(s, unlock, sizeof(unlock) - 1, session_release_step_done);
-		break;
-	case RELEASE_RESET:
-		/* Drops user variables, temporary tables and settings, so nothing
-		 * leaks from one lease to the next; it also rolls back and
-		 * unlocks, which covers a failed ROLLBACK or UNLOCK above. */
-		session_result_clear(&s->result);
-		s->step_done = session_release_step_done;
-		s->step = STEP_RESET;
-		session_step(s, -1);
-		break;
-	case RELEASE_PREPARE:
-		session_prepare(s);
-		break;
-	}
-}
-
-static void
-session_release_step_done(struct session *s)
-{
-	if (s->result.lost) {
-		/* The server rolled back and unlocked when the link died. */
-		session_fail(s, s->result.message);
+	session_results_clear(s);
+	if (s->state == SESSION_DOWN || s->state == SESSION_CLOSED || s->mysql == NULL)
+		return; /* it reconnects, or is gone, by itself */
+	if (!reset) {
+		session_enter_state(s, SESSION_IDLE);
+		session_watch(s);
+		pool_session_idle(s->pool, s);
 		return;
 	}
-	if (s->result.code != 0)
-		log_warnx("session %u: %s failed during release: %s (%u); resetting", s->index,
-			  s->release_phase == RELEASE_ROLLBACK ? "ROLLBACK"
-			  : s->release_phase == RELEASE_UNLOCK ? "UNLOCK TABLES"
-							       : "reset",
-			  s->result.message, s->result.mysql_errno);
-	switch (s->release_phase) {
-	case RELEASE_ROLLBACK:
-		s->release_phase = s->result.code == 0 ? RELEASE_UNLOCK : RELEASE_RESET;
-		break;
-	case RELEASE_UNLOCK:
-		if (s->result.code == 0)
-			session_call_unlocked(s);
-		s->release_phase = RELEASE_RESET;
-		break;
-	case RELEASE_RESET:
-		if (s->result.code != 0) {
-			session_fail(s, "mysql_reset_connection failed");
-			return;
-		}
-		session_call_unlocked(s);
-		s->release_phase = RELEASE_PREPARE;
-		break;
-	case RELEASE_PREPARE:
-		break;
+	/* Drops user variables, temporary tables, prepared statements, user
+	 * locks and settings, so nothing leaks from one lease to the next; it
+	 * also rolls back and unlocks. The settings are then off until the
+	 * next statement carries them. */
+	metrics.session_resets++;
+	session_enter_state(s, SESSION_RESETTING);
+	session_result_clear(&s->result);
+	s->step_done = session_reset_done;
+	s->step = STEP_RESET;
+	session_step(s, -1);
+}
+
+static void
+session_reset_done(struct session *s)
+{
+	if (s->result.code != 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "mysql_reset_connection failed: %s", s->result.message);
+		session_result_clear(&s->result);
+		session_fail(s, why);
+		return;
 	}
-	session_release_next(s);
+	s->prepared = false;
+	session_enter_state(s, SESSION_IDLE);
+	session_watch(s);
+	pool_session_idle(s->pool, s);
+}
+
+void
+session_abandon(struct session *s, const char *why)
+{
+	s->lost = NULL;
+	s->lost_arg = NULL;
+	session_fail(s, why);
 }
 
 void

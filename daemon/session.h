@@ -19,7 +19,7 @@ enum session_state {
 	SESSION_IDLE,		/* in the pool, ready to lend */
 	SESSION_LENT,		/* lent to a lease, nothing running */
 	SESSION_RUNNING,	/* lent, a statement running */
-	SESSION_RELEASING,	/* back from a lease: rollback, unlock, reset running */
+	SESSION_RESETTING,	/* back from a lease: mysql_reset_connection running */
 	SESSION_CLOSED,		/* shut down for good */
 	SESSION__STATE_COUNT
 };
@@ -37,6 +37,7 @@ struct session_result {
 	char message[512];
 	bool lost;
 	bool interrupted;		/* ended by KILL QUERY (errno 1317) */
+	bool state_changed;		/* SERVER_SESSION_STATE_CHANGED was set */
 	json_t *columns;		/* result set: array, or NULL when none */
 	json_t *rows;			/* array of arrays, or NULL */
 	uint64_t affected_rows;
@@ -44,7 +45,11 @@ struct session_result {
 	unsigned int warnings;
 };
 
-typedef void session_done_fn(struct session *s, struct session_result *r, void *arg);
+/* A batch's results, one per statement that ran, in order: all n succeeded
+ * (code 0, or result_too_large, after which MySQL goes on) or the last one
+ * is the failure that stopped the batch. n >= 1. When the last is lost, the
+ * session is already down (reconnecting). */
+typedef void session_done_fn(struct session *s, struct session_result *r, size_t n, void *arg);
 
 /* Limits for one statement's result. 0 = unlimited. */
 struct session_limits {
@@ -57,26 +62,24 @@ struct session *session_new(struct pool *pool, unsigned int index, bool control)
 void session_lend(struct session *s);
 /* Starts connecting (now, or after the backoff delay when delay_ms > 0). */
 void session_connect(struct session *s, unsigned int delay_ms);
-/* The control session (control = true) runs KILL QUERY statements for the
- * pool: it accepts session_query in IDLE state and returns to IDLE.
- * Runs one statement on a LENT session; done is called exactly once, later
- * (never from inside this call). The result's JSON belongs to the callee of
- * done only for the duration of the call unless it takes references. */
+/* Runs sql, one statement or several separated by ';' (the sessions are
+ * connected with CLIENT_MULTI_STATEMENTS: only text the firewall allowed,
+ * composed by the daemon, is ever sent), on a LENT session, in one round
+ * trip. After a reset the per-lease settings go first in the same text; the
+ * caller never sees their result. done is called exactly once, later
+ * (never from inside this call). The results' JSON belongs to the session:
+ * done takes references to keep any.
+ * The control session (control = true) runs KILL QUERY statements for the
+ * pool: it accepts session_query in IDLE state and returns to IDLE. */
 void session_query(struct session *s, const char *sql, size_t len, const struct session_limits *lim,
 		   session_done_fn *done, void *arg);
-/* Where a release starts: what the lease has already done itself. */
-enum session_release_from {
-	SESSION_RELEASE_ROLLBACK,	/* ROLLBACK, UNLOCK TABLES, reset */
-	SESSION_RELEASE_UNLOCK,		/* UNLOCK TABLES, reset */
-	SESSION_RELEASE_RESET,		/* already unlocked: reset only */
-};
-
-/* Ends a lease on the session, then calls unlocked (the tables are free in
- * MySQL, or the connection is gone, which frees them too), then resets
- * the session and returns it to the pool. unlocked is called exactly once,
- * later (after the reset when starting from SESSION_RELEASE_RESET). */
-void session_release(struct session *s, enum session_release_from from,
-		     void (*unlocked)(void *arg), void *arg);
+/* Back to the pool from a lease whose tables are already unlocked in
+ * MySQL. With reset, mysql_reset_connection() runs first (the lease left
+ * session state behind, or might have). */
+void session_give_back(struct session *s, bool reset);
+/* Drops the connection (MySQL rolls back and unlocks what it held) and
+ * reconnects: for a session in a state nobody can vouch for. */
+void session_abandon(struct session *s, const char *why);
 /* CLOSED -> connecting again (a reload grew the pool). */
 void session_reopen(struct session *s);
 /* Closes the connection for good (shutdown). MySQL rolls back what it held. */

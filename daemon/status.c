@@ -20,7 +20,7 @@ status_fill(json_t *resp, struct client *asker)
 	/* Ids are handed out on arrival, so id order is queue order. */
 	for (l = lease_first(); l != NULL; l = lease_next(l)) {
 		bool own = lease_client(l) == asker;
-		if (lease_get_state(l) == LEASE_RELEASING)
+		if (lease_get_phase(l) == LEASE_PHASE_ENDING)
 			continue;
 		json_array_append_new(leases, lease_status(l, admin || own));
 	}
