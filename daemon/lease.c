@@ -147,8 +147,14 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 	[LEASE_END_FAILED] = "not acquired",
 };
 
-static const char lease_rollback_sql[] = "ROLLBACK;UNLOCK TABLES";
-static const char lease_unlock_sql[] = "UNLOCK TABLES";
+/* The daemon's own statements are exempt from max_statement_time (the
+ * sessions' timeout_ms, for the user's statements): a LOCK TABLES waits as
+ * long as wait_ms says, and a commit or rollback is never cut short. */
+#define LEASE_OWN "SET STATEMENT max_statement_time=0 FOR "
+/* How long after timeout_ms a statement that MySQL did not stop is killed. */
+#define LEASE_KILL_GRACE_MS 1000
+static const char lease_rollback_sql[] = LEASE_OWN "ROLLBACK;" LEASE_OWN "UNLOCK TABLES";
+static const char lease_unlock_sql[] = LEASE_OWN "UNLOCK TABLES";
 
 static void lease_enter_state(struct lease *l, enum lease_state state);
 static void lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked);
@@ -188,7 +194,7 @@ static enum proto_error lease_end_error(enum lease_end end);
 static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
 				    long index, struct session *s, struct buf *out, json_t **err);
 static bool lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n,
-				    json_t **err);
+				    bool indexed, json_t **err);
 static void lease_send(struct lease *l, const struct session_limits *lim);
 
 const char *
@@ -569,14 +575,13 @@ lease_may_return_rows(const char *sql, size_t len)
  * drops the statement's own trailing ';'), and notes whether they may leave
  * session state that MySQL's tracker does not report.
  *
- * In a batch a KILL QUERY cannot bound one statement: MySQL would go on
- * with the next. So timeout_ms goes to MySQL itself, per statement, as
- * max_statement_time (MariaDB KB "Aborting Statements that Exceed a Certain
- * Time to Execute"), which fails the statement with ER_STATEMENT_TIMEOUT
- * and stops the batch. DO swallows that interruption (an interrupted
- * SLEEP() just returns 1), so DO is sent as SELECT and its row dropped. */
+ * timeout_ms is MySQL's max_statement_time on the daemon's sessions
+ * (session.c), which fails a statement with ER_STATEMENT_TIMEOUT and stops
+ * its batch. DO swallows that interruption (an interrupted SLEEP() just
+ * returns 1), so DO is sent as SELECT and its row dropped. */
 static bool
-lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n, json_t **err)
+lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n, bool indexed,
+			json_t **err)
 {
 	struct buf bound = {0};
 	bool ok = true;
@@ -587,7 +592,8 @@ lease_append_statements(struct lease *l, const struct proto_statement *st, size_
 	l->batch_reads = false;
 	for (size_t i = 0; ok && i < n; i++) {
 		size_t len, at;
-		ok = lease_prepare_statement(l->client, &st[i], (long)i, l->session, &bound, err);
+		ok = lease_prepare_statement(l->client, &st[i], indexed ? (long)i : -1, l->session,
+					     &bound, err);
 		if (!ok)
 			break;
 		if (sqltext_session_effects(bound.data, bound.len) != 0)
@@ -597,9 +603,6 @@ lease_append_statements(struct lease *l, const struct proto_statement *st, size_
 		len = sqltext_statement_length(bound.data, bound.len);
 		if (lease_may_return_rows(bound.data, len))
 			l->batch_reads = true;
-		if (timeout_ms > 0)
-			buf_appendf(&l->sql, "SET STATEMENT max_statement_time=%lld.%03lld FOR ",
-				    (long long)(timeout_ms / 1000), (long long)(timeout_ms % 1000));
 		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
 			l->batch_hidden[i] = true;
 			buf_append(&l->sql, bound.data, at);
@@ -783,6 +786,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	}
 	l->session = s;
 	buf_reset(&l->sql);
+	buf_append_str(&l->sql, LEASE_OWN);
 	proto_table_lock_sql(&l->sql, l->tables, l->ntables);
 	if (l->wait_ms == 0) {
 		/* A try-lock must not wait in MySQL either (MariaDB KB
@@ -796,7 +800,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
 		buf_appendf(&l->sql, " WAIT %lld", (long long)(left_ms > 0 ? (left_ms + 999) / 1000 : 1));
 	}
-	if (!lease_append_statements(l, l->statements, l->nstatements, &err)) {
+	if (!lease_append_statements(l, l->statements, l->nstatements, true, &err)) {
 		/* The dry run before locking passed: not expected. Nothing was
 		 * sent; the session goes back as it came. */
 		lease_finish(l, LEASE_END_FAILED, err, true);
@@ -1094,9 +1098,9 @@ lease_running_done(struct lease *l, struct session_result *r)
 		json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
 		json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
 	} else {
-		json_t *result = lease_result_json(r);
-		json_object_update(answer, result);
-		json_decref(result);
+		json_t *results = lease_results_json(l, r, 1);
+		json_object_update(answer, json_array_get(results, 0));
+		json_decref(results);
 	}
 	client_respond(l->client, answer);
 }
@@ -1220,21 +1224,22 @@ lease_request(struct client *c, struct proto_request *req)
 	}
 	switch (req->op) {
 	case PROTO_OP_QUERY:
-		if (!lease_prepare_statement(c, &req->query, -1, l->session, &l->sql, &err)) {
+		buf_reset(&l->sql);
+		if (!lease_append_statements(l, &req->query, 1, false, &err)) {
 			client_respond(c, err);
 			return;
 		}
-		if (sqltext_session_effects(l->sql.data, l->sql.len) != 0)
-			l->dirty = true;
 		l->op = LEASE_OP_QUERY;
 		lease_enter_state(l, LEASE_RUNNING);
+		/* MySQL's max_statement_time ends it at timeout_ms; the kill is a
+		 * backstop for what that cannot interrupt. */
 		if (server.conf.timeout_ms > 0)
-			lease_arm(l->statement_timer, server.conf.timeout_ms);
+			lease_arm(l->statement_timer, server.conf.timeout_ms + LEASE_KILL_GRACE_MS);
 		lease_send(l, &lim);
 		break;
 	case PROTO_OP_COMMIT:
 		buf_reset(&l->sql);
-		if (!lease_append_statements(l, req->statements, req->nstatements, &err)) {
+		if (!lease_append_statements(l, req->statements, req->nstatements, true, &err)) {
 			/* Refused before anything ran: the lease is as it was. */
 			client_respond(c, err);
 			return;

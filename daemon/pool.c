@@ -286,6 +286,13 @@ pool_status(const struct pool *p)
 }
 
 void
+pool_settings_changed(struct pool *p)
+{
+	for (unsigned int i = 0; i < p->nsessions; i++)
+		session_settings_changed(p->sessions[i]);
+}
+
+void
 pool_resize(struct pool *p, unsigned int size)
 {
 	unsigned int old = p->size;

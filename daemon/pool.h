@@ -26,6 +26,9 @@ void pool_start(struct pool *p);
 /* Resizes for a reload: new sessions connect; surplus ones close once
  * idle (a lent one finishes its lease first). */
 void pool_resize(struct pool *p, unsigned int size);
+/* A reload may have changed the per-lease settings (timeout_ms, sql_mode,
+ * max_ttl_ms): every session takes them with its next statement. */
+void pool_settings_changed(struct pool *p);
 /* Returns a LENT session at once, or queues w (FIFO) and returns NULL. */
 struct session *pool_take(struct pool *p, struct pool_waiter *w);
 void pool_cancel(struct pool *p, struct pool_waiter *w);

@@ -112,6 +112,7 @@ server_reload(void)
 		log_set_level_name(server.conf.log_level);
 	lockmgr_set_max_waiters(server.lockmgr, server.conf.max_waiters);
 	pool_resize(server.pool, server.conf.pool_size);
+	pool_settings_changed(server.pool);
 	log_info("reload done");
 	notify_reloaded();
 }

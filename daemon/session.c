@@ -43,10 +43,15 @@ enum session_step {
  * locks by itself. sql_mode is set explicitly: under NO_BACKSLASH_ESCAPES
  * or ANSI_QUOTES the server would read quotes differently from the
  * statement firewall (conf.c refuses those modes; the value holds only mode
- * names and commas). */
+ * names and commas). max_statement_time is timeout_ms: MySQL itself bounds
+ * each user statement, also inside a batch, where a KILL QUERY could only
+ * stop one statement and let the batch go on (MariaDB KB "Aborting
+ * Statements that Exceed a Certain Time to Execute"); the daemon's own
+ * statements are exempt (lease.c). */
 #define SESSION_SETTINGS                                                                  \
 	"SET autocommit=0, SESSION session_track_state_change=ON, "                       \
-	"SESSION wait_timeout=%lld, SESSION sql_mode='%s'"
+	"SESSION wait_timeout=%lld, SESSION sql_mode='%s', "                              \
+	"SESSION max_statement_time=%lld.%03lld"
 
 struct session {
 	struct pool *pool;
@@ -665,7 +670,8 @@ session_settings_sql(const struct session *s, struct buf *sql)
 	const struct conf *c = pool_conf(s->pool);
 
 	buf_appendf(sql, SESSION_SETTINGS, (long long)(c->max_ttl_ms / 1000 + 10),
-		    c->sql_mode != NULL ? c->sql_mode : "");
+		    c->sql_mode != NULL ? c->sql_mode : "", (long long)(c->timeout_ms / 1000),
+		    (long long)(c->timeout_ms % 1000));
 }
 
 /* A new connection takes the settings at once, so a bad setting shows at
@@ -832,6 +838,13 @@ session_reset_done(struct session *s)
 	session_enter_state(s, SESSION_IDLE);
 	session_watch(s);
 	pool_session_idle(s->pool, s);
+}
+
+void
+session_settings_changed(struct session *s)
+{
+	if (!s->control)
+		s->prepared = false;
 }
 
 void

@@ -77,6 +77,9 @@ void session_query(struct session *s, const char *sql, size_t len, const struct 
  * MySQL. With reset, mysql_reset_connection() runs first (the lease left
  * session state behind, or might have). */
 void session_give_back(struct session *s, bool reset);
+/* A reload changed the per-lease settings: they travel again with the
+ * session's next statement. */
+void session_settings_changed(struct session *s);
 /* Drops the connection (MySQL rolls back and unlocks what it held) and
  * reconnects: for a session in a state nobody can vouch for. */
 void session_abandon(struct session *s, const char *why);

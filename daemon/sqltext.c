@@ -1411,10 +1411,9 @@ static const struct sqltext_effect_word sqltext_effect_words[] = {
 	{ "RELEASE_LOCK", NULL, SQLTEXT_EFFECT_USER_LOCK },
 	{ "RELEASE_ALL_LOCKS", NULL, SQLTEXT_EFFECT_USER_LOCK },
 	{ "LAST_INSERT_ID", NULL, SQLTEXT_EFFECT_LAST_INSERT_ID },
-	/* An INSERT into an AUTO_INCREMENT table sets LAST_INSERT_ID() for
-	 * the next lease to read. */
-	{ "INSERT", NULL, SQLTEXT_EFFECT_LAST_INSERT_ID },
-	{ "REPLACE", NULL, SQLTEXT_EFFECT_LAST_INSERT_ID },
+	/* An INSERT that generates an AUTO_INCREMENT value sets
+	 * LAST_INSERT_ID() too: the daemon sees that exactly, in the OK
+	 * packet's insert id (lease.c), so INSERT is not flagged here. */
 	{ "NEXTVAL", NULL, SQLTEXT_EFFECT_SEQUENCE },
 	{ "LASTVAL", NULL, SQLTEXT_EFFECT_SEQUENCE },
 	{ "SETVAL", NULL, SQLTEXT_EFFECT_SEQUENCE },

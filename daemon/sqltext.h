@@ -87,9 +87,9 @@ enum sqltext_effect {
 	/* GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS: user locks outlive the
 	 * transaction and UNLOCK TABLES. */
 	SQLTEXT_EFFECT_USER_LOCK = 1u << 1,
-	/* LAST_INSERT_ID(expr), and INSERT and REPLACE, which set what
-	 * LAST_INSERT_ID() returns when the table has an AUTO_INCREMENT
-	 * column. */
+	/* LAST_INSERT_ID(expr). An INSERT or REPLACE that generates an
+	 * AUTO_INCREMENT value sets it too; the daemon reads that from the
+	 * statement's OK packet (its insert id), exactly, not from the text. */
 	SQLTEXT_EFFECT_LAST_INSERT_ID = 1u << 2,
 	/* NEXTVAL, LASTVAL, SETVAL, CURRVAL, NEXT VALUE FOR, PREVIOUS VALUE
 	 * FOR: NEXT VALUE sets the session's last value of the sequence. */
@@ -100,8 +100,7 @@ enum sqltext_effect {
 /*
  * The sqltext_effect flags of the statement, or 0 when it leaves none of
  * them. Conservative: a word counts wherever it stands outside strings and
- * comments (a column named nextval, the string function REPLACE() count
- * too), in every reading of versioned comments (the union), and text the
+ * comments (a column named nextval counts too), in every reading of versioned comments (the union), and text the
  * lexer cannot read (which the firewall refuses) gets SQLTEXT_EFFECT_ALL.
  * It cannot see into stored functions or triggers, which can do all of
  * the above: the daemon's account must not be able to run any that do.

@@ -1262,7 +1262,6 @@ test_sqltext_session_effects_measured(void **state)
 		{ "SELECT `get_lock`('x', 0)", SQLTEXT_EFFECT_USER_LOCK },
 		{ "SELECT RELEASE_ALL_LOCKS()", SQLTEXT_EFFECT_USER_LOCK },
 		{ "SELECT LAST_INSERT_ID(5)", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		{ "INSERT INTO ai (v) VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
 		{ "SELECT NEXTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
 		{ "SELECT NEXT VALUE FOR s", SQLTEXT_EFFECT_SEQUENCE },
 		{ "SELECT SETVAL(s, 100)", SQLTEXT_EFFECT_SEQUENCE },
@@ -1281,6 +1280,10 @@ test_sqltext_session_effects_none(void **state)
 		{ "UPDATE t SET a = a + 1 WHERE id = 7", 0 },
 		{ "DELETE FROM t WHERE id = 7", 0 },
 		{ "DO SLEEP(0)", 0 },
+		/* INSERT sets LAST_INSERT_ID() only when it generates a value: the
+		 * daemon reads that from the OK packet, not from the text. */
+		{ "INSERT INTO t VALUES (1)", 0 },
+		{ "REPLACE INTO t VALUES (1)", 0 },
 		{ "", 0 },
 		/* System variables are only read. */
 		{ "SELECT @@autocommit", 0 },
@@ -1363,12 +1366,8 @@ test_sqltext_session_effects_functions(void **state)
 		/* The name after "@@" is a word like any other: a harmless false
 		 * positive. */
 		{ "SELECT @@last_insert_id", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		{ "INSERT INTO t VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		{ "insert into t set a = 1", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		{ "REPLACE INTO t VALUES (1)", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		{ "INSERT INTO t SELECT * FROM u ON DUPLICATE KEY UPDATE a = 1", SQLTEXT_EFFECT_LAST_INSERT_ID },
-		/* Conservative: the string function REPLACE() counts too. */
-		{ "SELECT REPLACE('a', 'b', 'c')", SQLTEXT_EFFECT_LAST_INSERT_ID },
+		/* The string function REPLACE() is not the statement. */
+		{ "SELECT REPLACE('a', 'b', 'c')", 0 },
 		{ "SELECT NEXTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
 		{ "select nextval(s)", SQLTEXT_EFFECT_SEQUENCE },
 		{ "SELECT LASTVAL(s)", SQLTEXT_EFFECT_SEQUENCE },
@@ -1381,7 +1380,7 @@ test_sqltext_session_effects_functions(void **state)
 		{ "SELECT s.nextval, s.currval", SQLTEXT_EFFECT_SEQUENCE },
 		{ "SELECT 1 /*!50000 + NEXTVAL(s) */", SQLTEXT_EFFECT_SEQUENCE },
 		{ "SELECT 1 /*M! + GET_LOCK('x', 0) */", SQLTEXT_EFFECT_USER_LOCK },
-		{ "INSERT INTO t VALUES (NEXTVAL(s), @a, GET_LOCK('x', 0))", SQLTEXT_EFFECT_ALL },
+		{ "INSERT INTO t VALUES (NEXTVAL(s), @a, GET_LOCK('x', 0), LAST_INSERT_ID())", SQLTEXT_EFFECT_ALL },
 	};
 
 	TEST_SQLTEXT_EFFECTS(cases);
