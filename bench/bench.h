@@ -9,12 +9,21 @@
 
 /* How one cycle (lock, UPDATE, commit, unlock) reaches MariaDB. */
 enum bench_mode {
-	BENCH_MODE_DIRECT,   /* warm MariaDB connection, SET autocommit=0 once */
-	BENCH_MODE_CONNECT,  /* the same, connecting for each cycle */
-	BENCH_MODE_DAEMON,   /* tablelockd acquire, query, commit */
-	BENCH_MODE_TRANSACT, /* tablelockd transact */
+	BENCH_MODE_DIRECT,      /* warm MariaDB connection, SET autocommit=0 once;
+	                         * LOCK, UPDATE, COMMIT, UNLOCK: 4 round trips */
+	BENCH_MODE_CONNECT,     /* the same, connecting for each cycle */
+	BENCH_MODE_DAEMON,      /* tablelockd acquire, query, commit, one at a time */
+	BENCH_MODE_TRANSACT,    /* tablelockd transact */
+	BENCH_MODE_PIPELINED,   /* acquire, query, commit in one write(), 3 answers */
+	BENCH_MODE_FLOOR,       /* direct, LOCK;UPDATE;UNLOCK as one multi-statement */
+	BENCH_MODE_DIRECT_RDW,  /* direct read, decide, write: LOCK, SELECT, UPDATE,
+	                         * UNLOCK (which commits): 4 round trips */
+	BENCH_MODE_DAEMON_RDW,  /* acquire with a SELECT, commit with the UPDATE */
 	BENCH_MODE__COUNT
 };
+
+/* True for the modes that talk to tablelockd, false for direct MariaDB. */
+bool bench_mode_uses_daemon(enum bench_mode mode);
 
 struct bench_options {
 	const char *scenario; /* name written to the result ("s1-latency", …) */
@@ -33,12 +42,18 @@ struct bench_options {
 	int depth;         /* ping: requests in flight per connection */
 	int rounds;        /* release and expiry scenarios */
 	int ttl_ms;        /* expiry scenario */
+	long cycles;       /* cycles: stop after this many in all (0: run for duration_s) */
+	const char *metrics; /* the daemon's metrics endpoint, "host:port", or NULL */
 	double duration_s; /* measured window */
 	double warmup_s;   /* unmeasured run before the window */
 };
 
+/* What a scenario returns when the daemon does not know a feature it needs
+ * (it answered bad_request): the run reports status "unsupported". */
+#define BENCH_UNSUPPORTED 1
+
 /* A scenario runs with the options and adds its fields to result.
- * Returns 0, or -1 after printing why to stderr. */
+ * Returns 0, BENCH_UNSUPPORTED, or -1 after printing why to stderr. */
 typedef int bench_scenario_fn(const struct bench_options *opt, json_t *result);
 
 bench_scenario_fn scenario_cycles_run;
