@@ -77,6 +77,10 @@ long bench_rss_kib(pid_t pid);
  * so compare it over seconds, not milliseconds. */
 int64_t bench_cpu_us(pid_t pid);
 
+/* Voluntary context switches of every thread of pid (how often it slept
+ * and was woken), or -1 when unknown. */
+int64_t bench_voluntary_switches(pid_t pid);
+
 /* Raises RLIMIT_NOFILE to at least want (up to the hard limit, which root may
  * raise). Returns the resulting soft limit. */
 long bench_raise_nofile(long want);

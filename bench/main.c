@@ -1,6 +1,7 @@
 /* tablelock-bench: the load generator. Parses options, runs one scenario in
  * one mode, and prints its result as one JSON object on stdout. */
 #include <errno.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <mysql.h>
 #include <signal.h>
@@ -132,6 +133,34 @@ bench_cpu_us(pid_t pid)
 		return -1;
 	long hz = sysconf(_SC_CLK_TCK);
 	return (int64_t)((utime + stime) * 1000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+}
+
+int64_t
+bench_voluntary_switches(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL)
+		return -1;
+	int64_t total = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char status[320];
+		snprintf(status, sizeof(status), "/proc/%ld/task/%s/status", (long)pid, e->d_name);
+		FILE *f = fopen(status, "r");
+		if (f == NULL)
+			continue; /* the thread is gone */
+		long long n;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1)
+				total += n;
+		fclose(f);
+	}
+	closedir(dir);
+	return total;
 }
 
 long

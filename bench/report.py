@@ -245,21 +245,33 @@ def main():
     md.append("## Daemon syscalls and wake-ups per cycle (1 client)\n")
     md.append("Exactly %s cycles per mode with `strace -c -f -p <daemon pid>` attached "
               "(%s); counts divided by the cycles. Wake-ups are `epoll_wait` returns. strace "
-              "slows every syscall: no time from these runs is used anywhere.\n" % (
+              "slows every syscall: no time from these runs is used anywhere. The counts "
+              "depend on timing: a daemon that finds MySQL's answer already there skips a "
+              "read that would fail and a sleep, and strace's slowdown makes that more "
+              "likely; on one CPU mariadbd often preempts the daemon and answers before the "
+              "daemon reads. So they are taken in both placements (`one-cpu`: daemon, "
+              "mariadbd, client and strace on CPU 0): compare a before and an after in the "
+              "same placement. The last column is counted without strace, in scenario 1's "
+              "timed runs (same placement, median): the daemon's voluntary context switches "
+              "per cycle (/proc/PID/task/*/status), how often it slept and was woken.\n" % (
                   meta.get("syscall_cycles", "?"), meta.get("strace_version", "strace")))
-    md.append("| mode | syscalls per cycle | wake-ups per cycle | by syscall, per cycle |")
-    md.append("|---|---:|---:|---|")
+    md.append("| placement | mode | syscalls per cycle | wake-ups per cycle "
+              "| by syscall, per cycle | sleeps per cycle, no strace |")
+    md.append("|---|---|---:|---:|---|---:|")
     for r in sc_runs:
         mode = r.get("mode", "?")
+        placement = r.get("placement", "spread")
+        sleeps = fmt(s1.get((placement, mode), {}).get("daemon_sleeps_per_cycle"), 2)
         if r.get("status") != "ok":
-            md.append("| %s | %s | | %s |" % (MODE_LABELS.get(mode, mode), r.get("status"),
-                                             r.get("first_error", "")[:120]))
+            md.append("| %s | %s | %s | | %s | %s |" % (
+                placement, MODE_LABELS.get(mode, mode), r.get("status"),
+                r.get("first_error", "")[:120], sleeps))
             continue
         by = r.get("syscalls_by_name_per_cycle", {})
-        md.append("| %s | %s | %s | %s |" % (
-            MODE_LABELS.get(mode, mode), fmt(r.get("syscalls_per_cycle"), 1),
+        md.append("| %s | %s | %s | %s | %s | %s |" % (
+            placement, MODE_LABELS.get(mode, mode), fmt(r.get("syscalls_per_cycle"), 1),
             fmt(r.get("wakeups_per_cycle"), 2),
-            ", ".join("%s %s" % (k, fmt(v, 2)) for k, v in list(by.items())[:8])))
+            ", ".join("%s %s" % (k, fmt(v, 2)) for k, v in list(by.items())[:8]), sleeps))
     md.append("")
 
     # ------------------------------------------------------- scenarios 2, 3
@@ -481,9 +493,12 @@ def main():
                         if rdw is not None else "**unsupported** by this daemon"))
     for r in sc_runs:
         if r.get("status") == "ok":
-            head.append("- daemon syscalls per cycle, %s: %s, wake-ups %s" % (
-                MODE_LABELS.get(r.get("mode"), r.get("mode")),
-                fmt(r.get("syscalls_per_cycle"), 1), fmt(r.get("wakeups_per_cycle"), 2)))
+            placement = r.get("placement", "spread")
+            head.append("- daemon syscalls per cycle, %s, %s: %s, wake-ups (epoll_wait "
+                        "returns) %s under strace; %s sleeps per cycle without strace" % (
+                MODE_LABELS.get(r.get("mode"), r.get("mode")), placement,
+                fmt(r.get("syscalls_per_cycle"), 1), fmt(r.get("wakeups_per_cycle"), 2),
+                fmt(s1.get((placement, r.get("mode")), {}).get("daemon_sleeps_per_cycle"), 2)))
     head.append("- session resets per 1,000 leases: %s\n" % (
         fmt(resets, 1) if resets is not None else "n/a (no tablelockd_session_resets_total)"))
     head += ["## Other targets (issue 7)\n",

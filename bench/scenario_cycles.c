@@ -48,6 +48,7 @@ struct cycles_cpu {
 	int64_t client_us; /* this process: every client thread */
 	int64_t daemon_us;
 	int64_t mysqld_us;
+	int64_t daemon_sleeps; /* voluntary context switches: wake-ups */
 };
 
 static void *cycles_worker_main(void *arg);
@@ -175,10 +176,13 @@ cycles_cpu_read(const struct bench_options *opt, struct cycles_cpu *cpu)
 	cpu->client_us = bench_cpu_us(0);
 	cpu->daemon_us = opt->daemon_pid ? bench_cpu_us(opt->daemon_pid) : -1;
 	cpu->mysqld_us = opt->mysqld_pid ? bench_cpu_us(opt->mysqld_pid) : -1;
+	cpu->daemon_sleeps = opt->daemon_pid ? bench_voluntary_switches(opt->daemon_pid) : -1;
 }
 
 /* Adds cpu_<who>_us_per_cycle: CPU microseconds each process spent per
- * cycle in the window (the daemon's even when it was not used). */
+ * cycle in the window (the daemon's even when it was not used), and
+ * daemon_sleeps_per_cycle: the times the daemon blocked and was woken (its
+ * voluntary context switches), counted without slowing it down. */
 static void
 cycles_cpu_report(const struct cycles_cpu *start, const struct cycles_cpu *end, size_t cycles,
                   json_t *result)
@@ -190,6 +194,7 @@ cycles_cpu_report(const struct cycles_cpu *start, const struct cycles_cpu *end, 
 	    {"cpu_client_us_per_cycle", offsetof(struct cycles_cpu, client_us)},
 	    {"cpu_daemon_us_per_cycle", offsetof(struct cycles_cpu, daemon_us)},
 	    {"cpu_mysqld_us_per_cycle", offsetof(struct cycles_cpu, mysqld_us)},
+	    {"daemon_sleeps_per_cycle", offsetof(struct cycles_cpu, daemon_sleeps)},
 	};
 	if (cycles == 0)
 		return;
