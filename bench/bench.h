@@ -9,16 +9,16 @@
 
 /* How one cycle (lock, UPDATE, commit, unlock) reaches MariaDB. */
 enum bench_mode {
-	BENCH_MODE_DIRECT,      /* warm MariaDB connection, SET autocommit=0 once;
-	                         * LOCK, UPDATE, COMMIT, UNLOCK: 4 round trips */
-	BENCH_MODE_CONNECT,     /* the same, connecting for each cycle */
-	BENCH_MODE_DAEMON,      /* tablelockd acquire, query, commit, one at a time */
-	BENCH_MODE_TRANSACT,    /* tablelockd transact */
-	BENCH_MODE_PIPELINED,   /* acquire, query, commit in one write(), 3 answers */
-	BENCH_MODE_FLOOR,       /* direct, LOCK;UPDATE;UNLOCK as one multi-statement */
-	BENCH_MODE_DIRECT_RDW,  /* direct read, decide, write: LOCK, SELECT, UPDATE,
-	                         * UNLOCK (which commits): 4 round trips */
-	BENCH_MODE_DAEMON_RDW,  /* acquire with a SELECT, commit with the UPDATE */
+	BENCH_MODE_DIRECT,     /* warm MariaDB connection, SET autocommit=0 once;
+	                        * LOCK, UPDATE, COMMIT, UNLOCK: 4 round trips */
+	BENCH_MODE_CONNECT,    /* the same, connecting for each cycle */
+	BENCH_MODE_DAEMON,     /* tablelockd acquire, query, commit, one at a time */
+	BENCH_MODE_TRANSACT,   /* tablelockd transact */
+	BENCH_MODE_PIPELINED,  /* acquire, query, commit in one write(), 3 answers */
+	BENCH_MODE_FLOOR,      /* direct, LOCK;UPDATE;UNLOCK as one multi-statement */
+	BENCH_MODE_DIRECT_RDW, /* direct read, decide, write: LOCK, SELECT, UPDATE,
+	                        * UNLOCK (which commits): 4 round trips */
+	BENCH_MODE_DAEMON_RDW, /* acquire with a SELECT, commit with the UPDATE */
 	BENCH_MODE__COUNT
 };
 
@@ -35,17 +35,17 @@ struct bench_options {
 	const char *database;
 	pid_t daemon_pid; /* for VmRSS; 0 when unknown */
 	pid_t mysqld_pid;
-	int clients;       /* concurrent clients (cycles, ping: connections) */
-	int tables;        /* clients use t1..t<tables>, client i on t(1 + i % tables) */
-	int active;        /* idle scenario: clients taking leases */
-	int connections;   /* idle and waiters scenarios: connections opened */
-	int depth;         /* ping: requests in flight per connection */
-	int rounds;        /* release and expiry scenarios */
-	int ttl_ms;        /* expiry scenario */
-	long cycles;       /* cycles: stop after this many in all (0: run for duration_s) */
+	int clients;         /* concurrent clients (cycles, ping: connections) */
+	int tables;          /* clients use t1..t<tables>, client i on t(1 + i % tables) */
+	int active;          /* idle scenario: clients taking leases */
+	int connections;     /* idle and waiters scenarios: connections opened */
+	int depth;           /* ping: requests in flight per connection */
+	int rounds;          /* release and expiry scenarios */
+	int ttl_ms;          /* expiry scenario */
+	long cycles;         /* cycles: stop after this many in all (0: run for duration_s) */
 	const char *metrics; /* the daemon's metrics endpoint, "host:port", or NULL */
-	double duration_s; /* measured window */
-	double warmup_s;   /* unmeasured run before the window */
+	double duration_s;   /* measured window */
+	double warmup_s;     /* unmeasured run before the window */
 };
 
 /* What a scenario returns when the daemon does not know a feature it needs

@@ -16,8 +16,8 @@ struct cycle_client {
 	struct lineclient line; /* daemon, transact */
 	char lock_sql[96];
 	char update_sql[96];
-	char floor_sql[208];       /* LOCK;UPDATE;UNLOCK as one multi-statement */
-	char select_sql[96];       /* direct read, decide, write */
+	char floor_sql[208]; /* LOCK;UPDATE;UNLOCK as one multi-statement */
+	char select_sql[96]; /* direct read, decide, write */
 	char acquire_request[160];
 	char query_request[160];
 	char transact_request[256];

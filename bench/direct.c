@@ -21,8 +21,7 @@ direct_connect(const struct bench_options *opt, char *err, size_t errlen)
 }
 
 MYSQL *
-direct_connect_flags(const struct bench_options *opt, unsigned long flags, char *err,
-                     size_t errlen)
+direct_connect_flags(const struct bench_options *opt, unsigned long flags, char *err, size_t errlen)
 {
 	MYSQL *mysql = mysql_init(NULL);
 	if (mysql == NULL) {

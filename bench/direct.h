@@ -25,8 +25,7 @@ int direct_exec_multi(MYSQL *mysql, const char *sql, char *err, size_t errlen);
 
 /* Runs a query whose first row's first column is an integer and stores it
  * in *value. 0, or -1 (no row, NULL, or an error) with the reason in err. */
-int direct_query_int(MYSQL *mysql, const char *sql, long long *value, char *err,
-                     size_t errlen);
+int direct_query_int(MYSQL *mysql, const char *sql, long long *value, char *err, size_t errlen);
 
 /* Sends a statement without waiting for its result (mysql_send_query);
  * direct_finish then waits for it. Both 0 or -1. */

@@ -44,14 +44,10 @@ static const struct bench_scenario bench_scenarios[] = {
 };
 
 static const char *const bench_mode_names[BENCH_MODE__COUNT] = {
-    [BENCH_MODE_DIRECT] = "direct",
-    [BENCH_MODE_CONNECT] = "connect",
-    [BENCH_MODE_DAEMON] = "daemon",
-    [BENCH_MODE_TRANSACT] = "transact",
-    [BENCH_MODE_PIPELINED] = "pipelined",
-    [BENCH_MODE_FLOOR] = "floor",
-    [BENCH_MODE_DIRECT_RDW] = "direct-rdw",
-    [BENCH_MODE_DAEMON_RDW] = "daemon-rdw",
+    [BENCH_MODE_DIRECT] = "direct",         [BENCH_MODE_CONNECT] = "connect",
+    [BENCH_MODE_DAEMON] = "daemon",         [BENCH_MODE_TRANSACT] = "transact",
+    [BENCH_MODE_PIPELINED] = "pipelined",   [BENCH_MODE_FLOOR] = "floor",
+    [BENCH_MODE_DIRECT_RDW] = "direct-rdw", [BENCH_MODE_DAEMON_RDW] = "daemon-rdw",
 };
 
 static void bench_usage(FILE *f);
