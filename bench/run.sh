@@ -1,7 +1,8 @@
 #!/bin/sh
 # The benchmark driver behind `make bench`: a private MariaDB sandbox and a
-# private tablelockd, every scenario of issue 7 with the daemon and its
-# baselines interleaved, then bench/results/*.json, summary.md and SVG plots.
+# private tablelockd, every scenario (issues 7 and 10) with the daemon and its
+# direct baselines interleaved in the same run, the daemon's syscalls per
+# cycle under strace, then bench/results/*.json, summary.md and SVG plots.
 #
 # Usage: sh bench/run.sh            (after `make` and `make -C bench`)
 # Env:
@@ -9,7 +10,9 @@
 #   BENCH_RESULTS=DIR      where results go (default bench/results)
 #   BENCH_QUICK=1          one short repetition of everything (development)
 #   BENCH_REPS=N           repetitions of scenarios 2-7 (default 3)
-#   BENCH_REPS_S1=N        repetitions of scenario 1 (default 5)
+#   BENCH_REPS_S1=N        repetitions of scenario 1, unpinned (default 5)
+#   BENCH_REPS_S1_PINNED=N repetitions of scenario 1 on one CPU (default 3)
+#   BENCH_SYSCALL_CYCLES=N cycles counted under strace per mode (default 2000)
 #   BENCH_DURATION=S       measured seconds per run (default 2)
 #   BENCH_BUDGET=S         stop starting new scenarios after S seconds (default 780)
 set -u
@@ -22,11 +25,13 @@ case $daemon_bin in /*) ;; *) daemon_bin=$(pwd)/$daemon_bin ;; esac
 case $results in /*) ;; *) results=$(pwd)/$results ;; esac
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-	reps_s1=${BENCH_REPS_S1:-1} reps=${BENCH_REPS:-1} duration=${BENCH_DURATION:-0.5}
-	rounds=10 warmup=0.1 big=2000
+	reps_s1=${BENCH_REPS_S1:-1} reps_s1_pinned=${BENCH_REPS_S1_PINNED:-1}
+	reps=${BENCH_REPS:-1} duration=${BENCH_DURATION:-0.5}
+	rounds=10 warmup=0.1 big=2000 syscall_cycles=${BENCH_SYSCALL_CYCLES:-200}
 else
-	reps_s1=${BENCH_REPS_S1:-5} reps=${BENCH_REPS:-3} duration=${BENCH_DURATION:-2}
-	rounds=100 warmup=0.3 big=10000
+	reps_s1=${BENCH_REPS_S1:-5} reps_s1_pinned=${BENCH_REPS_S1_PINNED:-3}
+	reps=${BENCH_REPS:-3} duration=${BENCH_DURATION:-2}
+	rounds=100 warmup=0.3 big=10000 syscall_cycles=${BENCH_SYSCALL_CYCLES:-2000}
 fi
 budget=${BENCH_BUDGET:-780}
 ncpu=$(nproc)
@@ -47,6 +52,16 @@ done
 have_gnuplot=0
 command -v gnuplot >/dev/null 2>&1 && have_gnuplot=1
 [ $have_gnuplot = 1 ] || log "gnuplot is missing (Debian gnuplot-nox): no plots"
+# strace counts the daemon's syscalls per cycle. It is a bench-only tool, not
+# a dependency of the project: installed here if missing and we may.
+if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	log "installing strace (bench only)"
+	apt-get install -y -q strace >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q strace >/dev/null 2>&1; }
+fi
+have_strace=0
+command -v strace >/dev/null 2>&1 && have_strace=1
+[ $have_strace = 1 ] || log "strace is missing (Debian strace): no syscall counts"
 
 # ---------------------------------------------------------------- sandbox
 
@@ -100,6 +115,8 @@ started=$(date +%s)
 datadir=$tmp/data
 msock=$tmp/mysql.sock
 dsock=$tmp/d.sock
+# The daemon's Prometheus endpoint, on a loopback port free right now.
+metrics_addr=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 password=bench-$$-$(date +%s)
 mysqld_args="--no-defaults --datadir=$datadir --socket=$msock --skip-networking --user=root
 --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M --max-connections=500
@@ -157,6 +174,9 @@ max_waiters = 20000
 
 [statements]
 timeout_ms = 30000
+
+[metrics]
+listen = $metrics_addr
 EOF
 # A private copy: rebuilding daemon/tablelockd meanwhile cannot disturb the
 # run (or fail on a busy text file), and the report names what was measured.
@@ -211,7 +231,7 @@ run() {
 	fi
 	out=$($pin timeout -k 5 300 "$bench" -n "$name" -s "$dsock" -S "$msock" -u tablelockd \
 		-p "$password" --daemon-pid "$daemon_pid" --mysqld-pid "$mysqld_pid" \
-		-d "$duration" -w "$warmup" "$@" 2>>"$results/bench.log")
+		--metrics "$metrics_addr" -d "$duration" -w "$warmup" "$@" 2>>"$results/bench.log")
 	rc=$?
 	if [ "$placement" = one-cpu ]; then
 		taskset -a -p -c "$all_cpus" "$mysqld_pid" >/dev/null
@@ -226,7 +246,8 @@ run() {
 	summary=$(printf '%s\n' "$line" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-keys = ["p50_us", "p99_us", "throughput", "daemon_bytes_per_connection", "drain_s", "errors"]
+keys = ["p50_us", "p99_us", "throughput", "daemon_bytes_per_connection", "drain_s", "errors",
+        "cpu_daemon_us_per_cycle", "cpu_mysqld_us_per_cycle", "resets_per_1000_leases"]
 print(" ".join("%s=%.6g" % (k, r[k]) for k in keys if isinstance(r.get(k), (int, float))), r.get("status"), r.get("first_error", ""))' 2>/dev/null)
 	log "  $name rep $rep $placement $*: $summary"
 }
@@ -255,17 +276,93 @@ over_budget() {
 	return 1
 }
 
-log "scenario 1: one client, one table ($reps_s1 repetitions, 2 placements)"
+# Scenario 1 modes: the 4-round-trip direct client every ratio divides by,
+# its multi-statement floor and per-cycle connect; the daemon one request at
+# a time, pipelined and transact; read-decide-write both ways.
+s1_modes="direct floor connect daemon pipelined transact direct-rdw daemon-rdw"
+log "scenario 1: one client, one table ($reps_s1 repetitions unpinned, $reps_s1_pinned on one CPU)"
 rep=1
-while [ $rep -le "$reps_s1" ]; do
+while [ $rep -le "$reps_s1" ] || [ $rep -le "$reps_s1_pinned" ]; do
 	over_budget s1-latency && break
 	for placement in $(rotate $rep spread one-cpu); do
-		for mode in $(rotate $rep direct daemon transact connect); do
+		if [ $placement = spread ] && [ $rep -gt "$reps_s1" ]; then continue; fi
+		if [ $placement = one-cpu ] && [ $rep -gt "$reps_s1_pinned" ]; then continue; fi
+		# shellcheck disable=SC2086
+		for mode in $(rotate $rep $s1_modes); do
 			run $rep $placement s1-latency -m $mode -c 1 -t 1 cycles
 		done
 	done
 	rep=$((rep + 1))
 done
+
+# The daemon's syscalls and wake-ups (epoll_wait returns) per cycle, 1 client:
+# exactly N cycles with strace -c attached to the daemon. strace slows every
+# syscall, so only its counts are used, never a time from these runs. The
+# counts depend on timing (a daemon that finds MySQL's answer already there
+# skips a failing read and a sleep), so they are taken in both placements:
+# compare a before and an after in the same placement.
+syscall_count() {
+	mode=$1 placement=$2
+	out=$tmp/strace.$mode.$placement
+	rm -f "$out"
+	pin=""
+	if [ "$placement" = one-cpu ]; then
+		taskset -a -p -c 0 "$mysqld_pid" >/dev/null
+		taskset -a -p -c 0 "$daemon_pid" >/dev/null
+		pin="taskset -c 0"
+	fi
+	$pin strace -c -f -q -o "$out" -p "$daemon_pid" 2>>"$results/bench.log" &
+	strace_pid=$!
+	sleep 0.5 # attached: strace stops the daemon's threads only briefly
+	res=$($pin timeout -k 5 120 "$bench" -n s8-syscalls -m "$mode" -s "$dsock" -S "$msock" \
+		-u tablelockd -p "$password" -c 1 -t 1 --cycles "$syscall_cycles" -d 100 -w 0 \
+		cycles 2>>"$results/bench.log")
+	kill -INT "$strace_pid" 2>/dev/null
+	wait "$strace_pid" 2>/dev/null
+	if [ "$placement" = one-cpu ]; then
+		taskset -a -p -c "$all_cpus" "$mysqld_pid" >/dev/null
+		taskset -a -p -c "$all_cpus" "$daemon_pid" >/dev/null
+	fi
+	line=$(printf '%s\n' "$res" | python3 -c '
+import json, sys
+try:
+    r = json.loads(sys.stdin.read())
+except ValueError:
+    r = {"scenario": "s8-syscalls", "mode": sys.argv[1], "status": "failed",
+         "first_error": "no result"}
+calls = {}
+try:
+    with open(sys.argv[2]) as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 5 and p[-1] != "total" and p[0][0].isdigit() and p[3].isdigit():
+                calls[p[-1]] = int(p[3])
+except OSError:
+    pass
+n = r.get("cycles_run") or 0
+if r.get("status") == "ok" and n > 0 and calls:
+    wake = sum(v for k, v in calls.items() if k.startswith("epoll_wait") or k.startswith("epoll_pwait"))
+    r["syscalls_per_cycle"] = sum(calls.values()) / n
+    r["wakeups_per_cycle"] = wake / n
+    r["syscalls_by_name_per_cycle"] = {k: round(v / n, 3) for k, v in
+                                       sorted(calls.items(), key=lambda kv: -kv[1])}
+elif r.get("status") == "ok":
+    r["status"] = "failed"
+    r["first_error"] = "strace counted nothing"
+print(json.dumps(r))' "$mode" "$out")
+	printf '{"rep":1,"placement":"%s",%s\n' "$placement" "${line#\{}" >>"$raw"
+	log "  s8-syscalls $mode $placement: $(printf '%s' "$line" | python3 -c 'import json, sys; r = json.loads(sys.stdin.read()); print(r.get("status"), "syscalls/cycle", r.get("syscalls_per_cycle"), "wake-ups/cycle", r.get("wakeups_per_cycle"), r.get("first_error", ""))')"
+}
+if [ $have_strace = 1 ] && ! over_budget s8-syscalls; then
+	log "syscalls per cycle: $syscall_cycles cycles per mode under strace -c"
+	for placement in spread one-cpu; do
+		for mode in daemon transact pipelined daemon-rdw; do
+			syscall_count $mode $placement
+		done
+	done
+elif [ $have_strace = 0 ]; then
+	echo '{"scenario":"s8-syscalls","status":"skipped","first_error":"strace is missing"}' >>"$raw"
+fi
 
 log "scenario 2: 16 clients on 16 tables; scenario 3: 64 clients on one table"
 rep=1
@@ -359,6 +456,9 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "daemon_version=$("$tmp/tld" --version 2>&1 | head -1)"
 	echo "git_revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
 	echo "reps_s1=$reps_s1"
+	echo "reps_s1_pinned=$reps_s1_pinned"
+	echo "syscall_cycles=$syscall_cycles"
+	echo "strace_version=$(strace -V 2>/dev/null | head -1)"
 	echo "reps=$reps"
 	echo "duration_s=$duration"
 	echo "warmup_s=$warmup"
