@@ -303,8 +303,71 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close(c, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
-/* Handles buffered request lines in order, one at a time: a request that
- * must wait for MySQL leaves the client BUSY, and the next line waits. */
+/* The next non-blank request line: LINE, NEED_MORE, or TOO_LARGE (then
+ * the connection is closed after an answer). */
+static enum proto_frame_status
+client_next_line(struct client *c, const char **line, size_t *len)
+{
+	for (;;) {
+		enum proto_frame_status st = proto_frame_next(&c->frame, line, len);
+		if (st != PROTO_FRAME_LINE)
+			return st;
+		size_t i = 0;
+		while (i < *len && ((*line)[i] == ' ' || (*line)[i] == '\t' || (*line)[i] == '\r'))
+			i++;
+		if (i < *len)
+			return st; /* blank lines are ignored */
+	}
+}
+
+/* Drops the first read-ahead entry (its request was run or freed). */
+static void
+client_ahead_pop(struct client *c, struct dispatch_entry *out)
+{
+	*out = c->ahead[0];
+	c->nahead--;
+	memmove(c->ahead, c->ahead + 1, c->nahead * sizeof(*c->ahead));
+}
+
+const struct proto_request *
+client_lookahead(struct client *c, size_t i)
+{
+	const char *line;
+	size_t len;
+
+	while (c->nahead <= i) {
+		if (client_next_line(c, &line, &len) != PROTO_FRAME_LINE)
+			return NULL;
+		if (c->nahead == c->ahead_cap) {
+			c->ahead_cap = c->ahead_cap ? c->ahead_cap * 2 : 4;
+			c->ahead = xrealloc(c->ahead, c->ahead_cap * sizeof(*c->ahead));
+		}
+		dispatch_parse(line, len, &c->ahead[c->nahead++]);
+	}
+	if (c->ahead[i].code != PROTO_OK || !c->identity.authenticated)
+		return NULL;
+	return &c->ahead[i].req;
+}
+
+void
+client_answer_and_advance(struct client *c, json_t *resp)
+{
+	struct dispatch_entry e;
+
+	client_write(c, resp);
+	json_decref(c->request_id);
+	c->request_id = NULL;
+	if (c->nahead == 0)
+		return; /* cannot happen: the lease ran a request read ahead */
+	client_ahead_pop(c, &e);
+	c->request_id = e.req.id != NULL ? json_incref(e.req.id) : NULL;
+	metrics.requests[e.req.op]++;
+	proto_request_free(&e.req);
+}
+
+/* Handles buffered requests in order, one at a time: a request that must
+ * wait for MySQL leaves the client BUSY, and the next one waits. Requests
+ * read ahead (client_lookahead) come first, then the buffered lines. */
 static void
 client_process(struct client *c)
 {
@@ -315,7 +378,14 @@ client_process(struct client *c)
 		return;
 	c->processing = true;
 	while (c->state == CLIENT_READY) {
-		enum proto_frame_status st = proto_frame_next(&c->frame, &line, &len);
+		struct dispatch_entry e;
+		if (c->nahead > 0) {
+			client_ahead_pop(c, &e);
+			client_enter_state(c, CLIENT_BUSY);
+			dispatch_run(c, &e);
+			continue;
+		}
+		enum proto_frame_status st = client_next_line(c, &line, &len);
 		if (st == PROTO_FRAME_NEED_MORE)
 			break;
 		if (st == PROTO_FRAME_TOO_LARGE) {
@@ -326,13 +396,9 @@ client_process(struct client *c)
 			client_close_after_flush(c, "request too large");
 			break;
 		}
-		size_t i = 0;
-		while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-			i++;
-		if (i == len)
-			continue; /* blank lines are ignored */
 		client_enter_state(c, CLIENT_BUSY);
-		dispatch_line(c, line, len);
+		dispatch_parse(line, len, &e);
+		dispatch_run(c, &e);
 	}
 	c->processing = false;
 	if (c->half_closed && c->state == CLIENT_READY) {
@@ -665,6 +731,9 @@ client_free_cb(evutil_socket_t fd, short what, void *arg)
 		event_free(c->timer);
 	if (c->next != NULL)
 		event_free(c->next);
+	for (size_t i = 0; i < c->nahead; i++)
+		proto_request_free(&c->ahead[i].req);
+	free(c->ahead);
 	identity_free(&c->identity);
 	free(c->name);
 	free(c);

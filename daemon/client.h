@@ -14,6 +14,7 @@
 #include "proto/proto_frame.h"
 
 struct lease;
+struct dispatch_entry;
 
 /* A connection's life; client_enter_state() alone moves it. */
 enum client_state {
@@ -50,6 +51,9 @@ struct client {
 	json_t *request_id;	/* id of the request in flight */
 	bool processing;	/* inside client_process(): do not recurse */
 	struct event *next;	/* runs the next buffered request (client_respond) */
+	struct dispatch_entry *ahead; /* requests read ahead of their turn, in order */
+	size_t nahead;
+	size_t ahead_cap;
 	struct identity identity;
 	bool counted;		/* counted in its identity's connections */
 	struct event *timer;	/* request_timeout_ms / idle_timeout_ms / auth delay */
@@ -68,6 +72,16 @@ void client_close(struct client *c, const char *why);
 void client_lease_gone(struct client *c);
 /* Shutdown: sends what is already written, then closes. */
 void client_flush_and_close(struct client *c);
+
+/* The i-th request after the one in flight (0: the next), read from what
+ * the client has sent so far; NULL when that line is not complete yet, or
+ * is not a valid request (it is answered in its turn). A lease uses this
+ * to run pipelined requests in the same MySQL round trip. */
+const struct proto_request *client_lookahead(struct client *c, size_t i);
+/* Answers the request in flight with resp (stolen) and makes the next one
+ * (client_lookahead(c, 0)) the request in flight: the lease ran it along.
+ * The client stays BUSY until an answer goes through client_respond(). */
+void client_answer_and_advance(struct client *c, json_t *resp);
 
 /* {"id":…,"ok":true} for the request in flight; add fields, then respond. */
 json_t *client_ok(struct client *c);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon/client.h"
 #include "daemon/lease.h"
@@ -38,30 +39,35 @@ static dispatch_fn *const dispatch_table[PROTO_OP__COUNT] = {
 };
 
 void
-dispatch_line(struct client *c, const char *line, size_t len)
+dispatch_parse(const char *line, size_t len, struct dispatch_entry *e)
 {
-	struct proto_request req = {0};
-	char msg[512];
-	enum proto_error code;
+	memset(&e->req, 0, sizeof(e->req));
+	e->code = proto_request_parse(line, len, &server.parse_options, &e->req, e->msg,
+				      sizeof(e->msg));
+}
 
-	code = proto_request_parse(line, len, &server.parse_options, &req, msg, sizeof(msg));
+void
+dispatch_run(struct client *c, struct dispatch_entry *e)
+{
+	struct proto_request *req = &e->req;
+
 	json_decref(c->request_id);
-	c->request_id = req.id != NULL ? json_incref(req.id) : NULL;
-	if (code != PROTO_OK) {
+	c->request_id = req->id != NULL ? json_incref(req->id) : NULL;
+	if (e->code != PROTO_OK) {
 		metrics.bad_requests++;
-		log_debug("client %llu: %s: %s", (unsigned long long)c->id, proto_error_name(code),
-			  msg);
-		client_respond_error(c, code, "%s", msg);
-	} else if (!c->identity.authenticated && req.op != PROTO_OP_HELLO &&
-		   req.op != PROTO_OP_PING) {
-		metrics.requests[req.op]++;
+		log_debug("client %llu: %s: %s", (unsigned long long)c->id,
+			  proto_error_name(e->code), e->msg);
+		client_respond_error(c, e->code, "%s", e->msg);
+	} else if (!c->identity.authenticated && req->op != PROTO_OP_HELLO &&
+		   req->op != PROTO_OP_PING) {
+		metrics.requests[req->op]++;
 		client_respond_error(c, PROTO_ERR_UNAUTHENTICATED,
 				     "authenticate first: {\"op\":\"hello\",\"token\":\"…\"}");
 	} else {
-		metrics.requests[req.op]++;
-		dispatch_table[req.op](c, &req);
+		metrics.requests[req->op]++;
+		dispatch_table[req->op](c, req);
 	}
-	proto_request_free(&req);
+	proto_request_free(req);
 }
 
 static void

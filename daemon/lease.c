@@ -89,8 +89,11 @@ struct lease {
 	uint64_t expires_us;
 
 	enum lease_op op;	/* RUNNING, INTERRUPTING: what runs */
-	size_t batch_user;	/* user statements in the batch in flight */
-	bool *batch_hidden;	/* [batch_user]: a DO sent as SELECT, its row dropped */
+	size_t batch_user;	/* the request's own statements in the batch in flight */
+	size_t riders;		/* queries read ahead and sent along (client_lookahead) */
+	bool rider_commit;	/* ... and a commit read ahead: the batch ends with it */
+	size_t batch_n;		/* user statements composed into the batch */
+	bool *batch_hidden;	/* [batch_n]: a DO sent as SELECT, its row dropped */
 	bool batch_reads;	/* a statement in it may return rows */
 	json_t *results;	/* results kept for the answer of a commit to come */
 	bool batch_commits;	/* the batch in flight ends with UNLOCK TABLES */
@@ -180,7 +183,8 @@ static json_t *lease_result_error(struct lease *l, const struct session_result *
 static json_t *lease_end_answer(struct lease *l);
 static json_t *lease_end_answer_for(struct lease *l, enum lease_end why);
 static json_t *lease_result_json(const struct session_result *r);
-static json_t *lease_results_json(const struct lease *l, const struct session_result *r, size_t n);
+static json_t *lease_results_json(const struct lease *l, size_t first, const struct session_result *r,
+				  size_t n);
 static void lease_note_results(struct lease *l, const struct session_result *r, size_t n);
 static bool lease_failed(const struct session_result *r);
 static bool lease_limited(void);
@@ -193,8 +197,13 @@ static bool lease_may_return_rows(const char *sql, size_t len);
 static enum proto_error lease_end_error(enum lease_end end);
 static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
 				    long index, struct session *s, struct buf *out, json_t **err);
-static bool lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n,
-				    bool indexed, json_t **err);
+static bool lease_append_statements(struct lease *l, struct buf *out,
+				    const struct proto_statement *st, size_t n, bool indexed,
+				    json_t **err);
+static void lease_batch_begin(struct lease *l);
+static void lease_take_riders(struct lease *l, struct buf *out);
+static void lease_riders_done(struct lease *l, json_t *answer, struct session_result *r,
+			      size_t n);
 static void lease_send(struct lease *l, const struct session_limits *lim);
 
 const char *
@@ -580,16 +589,13 @@ lease_may_return_rows(const char *sql, size_t len)
  * its batch. DO swallows that interruption (an interrupted SLEEP() just
  * returns 1), so DO is sent as SELECT and its row dropped. */
 static bool
-lease_append_statements(struct lease *l, const struct proto_statement *st, size_t n, bool indexed,
-			json_t **err)
+lease_append_statements(struct lease *l, struct buf *out, const struct proto_statement *st,
+			size_t n, bool indexed, json_t **err)
 {
 	struct buf bound = {0};
 	bool ok = true;
 	int64_t timeout_ms = server.conf.timeout_ms;
 
-	free(l->batch_hidden);
-	l->batch_hidden = n > 0 ? xcalloc(n, sizeof(*l->batch_hidden)) : NULL;
-	l->batch_reads = false;
 	for (size_t i = 0; ok && i < n; i++) {
 		size_t len, at;
 		ok = lease_prepare_statement(l->client, &st[i], indexed ? (long)i : -1, l->session,
@@ -598,22 +604,70 @@ lease_append_statements(struct lease *l, const struct proto_statement *st, size_
 			break;
 		if (sqltext_session_effects(bound.data, bound.len) != 0)
 			l->dirty = true;
-		if (l->sql.len > 0)
-			buf_append(&l->sql, "\n;", 2);
+		if (out->len > 0)
+			buf_append(out, "\n;", 2);
 		len = sqltext_statement_length(bound.data, bound.len);
 		if (lease_may_return_rows(bound.data, len))
 			l->batch_reads = true;
+		l->batch_hidden = xrealloc(l->batch_hidden, (l->batch_n + 1) * sizeof(*l->batch_hidden));
+		l->batch_hidden[l->batch_n] = false;
 		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
-			l->batch_hidden[i] = true;
-			buf_append(&l->sql, bound.data, at);
-			buf_append_str(&l->sql, "SELECT");
-			buf_append(&l->sql, bound.data + at + 2, len - at - 2);
+			l->batch_hidden[l->batch_n] = true;
+			buf_append(out, bound.data, at);
+			buf_append_str(out, "SELECT");
+			buf_append(out, bound.data + at + 2, len - at - 2);
 		} else {
-			buf_append(&l->sql, bound.data, len);
+			buf_append(out, bound.data, len);
 		}
+		l->batch_n++;
 	}
 	buf_free(&bound);
 	return ok;
+}
+
+/* A new batch: nothing composed yet. */
+static void
+lease_batch_begin(struct lease *l)
+{
+	buf_reset(&l->sql);
+	l->batch_n = 0;
+	l->batch_user = 0;
+	l->riders = 0;
+	l->rider_commit = false;
+	l->batch_reads = false;
+	l->batch_commits = false;
+}
+
+/* Pipelined requests behind an acquire, sent in its batch: queries, and a
+ * commit that ends the batch. Each is answered in order, as if it had run
+ * alone; MySQL stops a batch at its first error, and what did not run is
+ * then taken in its turn (client_lookahead leaves it queued). A query the
+ * firewall refuses, or anything else, ends the look-ahead. */
+static void
+lease_take_riders(struct lease *l, struct buf *out)
+{
+	size_t max = server.parse_options.max_statements > 0 ? server.parse_options.max_statements : 64;
+	const struct proto_request *r;
+	char why[8];
+
+	while (l->riders < max && (r = client_lookahead(l->client, l->riders)) != NULL) {
+		json_t *err = NULL;
+		if (r->op == PROTO_OP_COMMIT && r->nstatements == 0) {
+			l->rider_commit = true;
+			if (out->len > 0)
+				buf_append(out, "\n;", 2);
+			buf_append(out, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
+			return;
+		}
+		if (r->op != PROTO_OP_QUERY ||
+		    sqltext_firewall(r->query.sql, r->query.sql_len, why, sizeof(why)) != SQLTEXT_ALLOW)
+			return;
+		if (!lease_append_statements(l, out, &r->query, 1, false, &err)) {
+			json_decref(err); /* answered in its turn */
+			return;
+		}
+		l->riders++;
+	}
 }
 
 void
@@ -785,24 +839,12 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		return;
 	}
 	l->session = s;
-	buf_reset(&l->sql);
-	buf_append_str(&l->sql, LEASE_OWN);
-	proto_table_lock_sql(&l->sql, l->tables, l->ntables);
-	if (l->wait_ms == 0) {
-		/* A try-lock must not wait in MySQL either (MariaDB KB
-		 * "WAIT and NOWAIT"); ER_LOCK_WAIT_TIMEOUT answers at once. */
-		buf_append_str(&l->sql, " NOWAIT");
-	} else if (l->nstatements > 0) {
-		/* With statements behind it, a KILL QUERY at the wait deadline
-		 * could hit one of them instead: MySQL bounds the wait itself
-		 * (WAIT takes whole seconds, so the rest is rounded up). */
-		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
-		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
-		buf_appendf(&l->sql, " WAIT %lld", (long long)(left_ms > 0 ? (left_ms + 999) / 1000 : 1));
-	}
-	if (!lease_append_statements(l, l->statements, l->nstatements, true, &err)) {
+	lease_batch_begin(l);
+	struct buf tail = {0};
+	if (!lease_append_statements(l, &tail, l->statements, l->nstatements, true, &err)) {
 		/* The dry run before locking passed: not expected. Nothing was
 		 * sent; the session goes back as it came. */
+		buf_free(&tail);
 		lease_finish(l, LEASE_END_FAILED, err, true);
 		return;
 	}
@@ -813,9 +855,39 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	 * still rolls everything back. */
 	l->batch_commits = l->transact && !(l->batch_reads && lease_limited());
 	if (l->batch_commits) {
-		buf_append(&l->sql, "\n;", 2);
-		buf_append(&l->sql, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
+		buf_append(&tail, "\n;", 2);
+		buf_append(&tail, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
 	}
+	if (!l->transact && l->client != NULL)
+		lease_take_riders(l, &tail);
+	int64_t wait_s = 0;
+	if (l->wait_ms > 0 && tail.len > 0) {
+		/* With statements behind it, a KILL QUERY at the wait deadline
+		 * could hit one of them instead: MySQL bounds the wait itself
+		 * (WAIT takes whole seconds, so the rest is rounded up). */
+		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
+		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
+		wait_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
+	}
+	buf_reset(&l->sql);
+	/* Only a wait longer than timeout_ms could meet max_statement_time:
+	 * the exemption is parsed only then. */
+	if (server.conf.timeout_ms > 0 &&
+	    (wait_s > 0 ? wait_s * 1000 : l->wait_ms) >= server.conf.timeout_ms)
+		buf_append_str(&l->sql, LEASE_OWN);
+	proto_table_lock_sql(&l->sql, l->tables, l->ntables);
+	if (l->wait_ms == 0) {
+		/* A try-lock must not wait in MySQL either (MariaDB KB
+		 * "WAIT and NOWAIT"); ER_LOCK_WAIT_TIMEOUT answers at once. */
+		buf_append_str(&l->sql, " NOWAIT");
+	} else if (wait_s > 0) {
+		buf_appendf(&l->sql, " WAIT %lld", (long long)wait_s);
+	}
+	if (tail.len > 0) {
+		buf_append(&l->sql, "\n;", 2);
+		buf_append(&l->sql, tail.data, tail.len);
+	}
+	buf_free(&tail);
 	lease_enter_state(l, LEASE_LOCKING);
 	lease_send(l, &lim);
 }
@@ -920,32 +992,34 @@ static void
 lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 {
 	struct session_result *last = &r[n - 1];
-	size_t user_ran = n - 1;
-	bool committed = false;
+	/* r[0] LOCK TABLES; then the request's own statements; then riders;
+	 * then UNLOCK TABLES for a transact or a commit rider. */
+	size_t own_end = 1 + l->batch_user;		/* past the own statements */
+	size_t riders_end = own_end + l->riders;	/* past the rider queries */
+	size_t full = riders_end + (l->batch_commits || l->rider_commit ? 1 : 0);
+	size_t user_ran = (n < riders_end ? n : riders_end) - 1;
+	bool committed = (l->batch_commits || l->rider_commit) && n == full && !lease_failed(last) &&
+			 !last->lost;
 	json_t *answer;
 
 	evtimer_del(l->statement_timer);
-	if (l->batch_commits && n == l->batch_user + 2) {
-		user_ran = l->batch_user;
-		committed = !lease_failed(last) && !last->lost;
-	}
-	if (n > 1)
-		lease_note_results(l, r + 1, user_ran);
-	if (last->lost) {
-		if (n == 1) {
+	lease_note_results(l, r + 1, user_ran);
+	/* A lost session has rolled back and unlocked in MySQL. Only a rider
+	 * of a held acquire is answered further down (lease_riders_done). */
+	if (last->lost && (n <= own_end || l->transact || l->state == LEASE_CANCELLING)) {
+		if (n == 1)
 			answer = lease_error(l, PROTO_ERR_UNAVAILABLE,
 					     "MySQL session lost during LOCK TABLES: %s", last->message);
-			lease_finish(l, LEASE_END_FAILED, answer, true);
-			return;
-		}
-		if (l->batch_commits && n == l->batch_user + 2)
+		else if (l->transact && n == full)
 			answer = lease_error(l, PROTO_ERR_COMMIT_UNKNOWN,
 					     "the MySQL session died during the commit; whether lease "
 					     "%llu's transaction committed is unknown: %s",
 					     (unsigned long long)l->id, last->message);
-		else
+		else if (n <= own_end)
 			answer = lease_result_error(l, last, (long)n - 2);
-		lease_finish(l, LEASE_END_LOST, answer, true);
+		else
+			answer = lease_result_error(l, last, -1);
+		lease_finish(l, n == 1 ? LEASE_END_FAILED : LEASE_END_LOST, answer, true);
 		return;
 	}
 	if (r[0].code != 0) {
@@ -979,21 +1053,24 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(l->client), l->ntables,
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
-	if (committed) {
+	if (committed && l->transact) {
 		/* A transact ran to its commit, even if a kill came too late to
 		 * stop it: that is the truth to tell. */
 		answer = l->client != NULL ? client_ok(l->client) : NULL;
 		if (answer != NULL) {
 			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
-			json_object_set_new(answer, "results", lease_results_json(l, r + 1, user_ran));
+			json_object_set_new(answer, "results",
+					    lease_results_json(l, 0, r + 1, user_ran));
 		}
 		lease_finish(l, LEASE_END_COMMIT, answer, true);
 		return;
 	}
-	if (l->state == LEASE_CANCELLING) {
+	if (l->state == LEASE_CANCELLING && !committed) {
 		/* Killed after LOCK TABLES went through: a statement timeout
-		 * (end none), or a reason to end. Nothing commits. */
-		if (l->end == LEASE_END_NONE && n >= 2 && lease_failed(last) && last->interrupted) {
+		 * (end none), or a reason to end. Nothing commits; riders that
+		 * ran are rolled back, and answered no_lease in their turn. */
+		if (l->end == LEASE_END_NONE && n >= 2 && n <= own_end && lease_failed(last) &&
+		    last->interrupted) {
 			answer = lease_error(l, PROTO_ERR_STATEMENT_TIMEOUT,
 					     "statement ran over timeout_ms (%lld ms) and was "
 					     "interrupted",
@@ -1011,9 +1088,9 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		lease_finish(l, l->end, answer, false);
 		return;
 	}
-	if (n < 1 + l->batch_user + (l->batch_commits ? 1 : 0) ||
-	    (lease_failed(last) && n <= 1 + l->batch_user)) {
-		/* A statement failed: MySQL ran nothing after it. */
+	if (n < own_end || (n == own_end && lease_failed(last) && n > 1)) {
+		/* One of the request's own statements failed: MySQL ran
+		 * nothing after it. */
 		answer = lease_result_error(l, last, (long)n - 2);
 		lease_finish(l, l->transact ? LEASE_END_ROLLBACK : LEASE_END_FAILED, answer, false);
 		return;
@@ -1032,26 +1109,85 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 			return;
 		}
 		json_decref(l->results);
-		l->results = lease_results_json(l, r + 1, user_ran);
+		l->results = lease_results_json(l, 0, r + 1, user_ran);
 		lease_commit_after(l, l->state);
 		return;
 	}
 	/* An acquire: held, with the results of the statements sent with it. */
 	l->expires_us = l->held_us + (uint64_t)l->ttl_ms * 1000;
 	lease_arm(l->timer, l->ttl_ms);
-	session_set_owner(l->session, lease_session_lost, l);
+	if (l->session != NULL) /* NULL: lost under a rider, answered below */
+		session_set_owner(l->session, lease_session_lost, l);
 	lease_enter_state(l, LEASE_HELD);
-	if (l->client == NULL)
-		return; /* cannot happen: a disconnect in LOCKING cancels */
-	answer = client_ok(l->client);
-	json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
-	json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
-	json_object_set_new(answer, "waited_ms",
-			    json_integer((json_int_t)((l->held_us - l->created_us) / 1000)));
-	if (l->batch_user > 0)
-		json_object_set_new(answer, "results", lease_results_json(l, r + 1, user_ran));
-	l->batch_user = 0;
-	client_respond(l->client, answer);
+	answer = NULL;
+	if (l->client != NULL) {
+		answer = client_ok(l->client);
+		json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+		json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
+		json_object_set_new(answer, "waited_ms",
+				    json_integer((json_int_t)((l->held_us - l->created_us) / 1000)));
+		if (l->batch_user > 0)
+			json_object_set_new(answer, "results",
+					    lease_results_json(l, 0, r + 1, l->batch_user));
+	}
+	lease_riders_done(l, answer, r + own_end, n - own_end);
+}
+
+/* The riders of a batch (lease_take_riders) that MySQL ran: r[0..n), their
+ * results in order, the last maybe a commit's UNLOCK TABLES. answer is for
+ * the request in flight; each answer goes out in turn, and the request
+ * after it becomes the one in flight. The lease is HELD. */
+static void
+lease_riders_done(struct lease *l, json_t *answer, struct session_result *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool commit = l->rider_commit && i == l->riders;
+		if (l->client != NULL)
+			client_answer_and_advance(l->client, answer);
+		else
+			json_decref(answer);
+		if (r[i].lost) {
+			if (commit)
+				answer = lease_error(l, PROTO_ERR_COMMIT_UNKNOWN,
+						     "the MySQL session died during the commit; "
+						     "whether lease %llu's transaction committed is "
+						     "unknown: %s",
+						     (unsigned long long)l->id, r[i].message);
+			else
+				answer = lease_result_error(l, &r[i], -1);
+			lease_finish(l, LEASE_END_LOST, answer, true);
+			return;
+		}
+		if (commit) {
+			if (lease_failed(&r[i])) {
+				lease_finish(l, LEASE_END_ROLLBACK, lease_result_error(l, &r[i], -1),
+					     false);
+				return;
+			}
+			answer = NULL;
+			if (l->client != NULL) {
+				answer = client_ok(l->client);
+				json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+			}
+			lease_finish(l, LEASE_END_COMMIT, answer, true);
+			return;
+		}
+		if (lease_failed(&r[i])) {
+			answer = lease_result_error(l, &r[i], -1);
+			break; /* MySQL ran nothing after it */
+		}
+		answer = NULL;
+		if (l->client != NULL) {
+			json_t *results = lease_results_json(l, l->batch_user + i, &r[i], 1);
+			answer = client_ok(l->client);
+			json_object_update(answer, json_array_get(results, 0));
+			json_decref(results);
+		}
+	}
+	if (l->client != NULL)
+		client_respond(l->client, answer);
+	else
+		json_decref(answer);
 }
 
 /* One statement (query) or renew's keep-alive. */
@@ -1098,7 +1234,7 @@ lease_running_done(struct lease *l, struct session_result *r)
 		json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
 		json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
 	} else {
-		json_t *results = lease_results_json(l, r, 1);
+		json_t *results = lease_results_json(l, 0, r, 1);
 		json_object_update(answer, json_array_get(results, 0));
 		json_decref(results);
 	}
@@ -1137,7 +1273,7 @@ lease_committing_done(struct lease *l, struct session_result *r, size_t n)
 			return;
 		}
 		json_decref(l->results);
-		l->results = lease_results_json(l, r, n);
+		l->results = lease_results_json(l, 0, r, n);
 		lease_commit_after(l, l->state);
 		return;
 	}
@@ -1147,7 +1283,7 @@ lease_committing_done(struct lease *l, struct session_result *r, size_t n)
 			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
 			if (l->batch_user > 0)
 				json_object_set_new(answer, "results",
-						    lease_results_json(l, r, user_ran));
+						    lease_results_json(l, 0, r, user_ran));
 			else if (l->results != NULL)
 				json_object_set(answer, "results", l->results);
 		}
@@ -1224,8 +1360,8 @@ lease_request(struct client *c, struct proto_request *req)
 	}
 	switch (req->op) {
 	case PROTO_OP_QUERY:
-		buf_reset(&l->sql);
-		if (!lease_append_statements(l, &req->query, 1, false, &err)) {
+		lease_batch_begin(l);
+		if (!lease_append_statements(l, &l->sql, &req->query, 1, false, &err)) {
 			client_respond(c, err);
 			return;
 		}
@@ -1238,8 +1374,9 @@ lease_request(struct client *c, struct proto_request *req)
 		lease_send(l, &lim);
 		break;
 	case PROTO_OP_COMMIT:
-		buf_reset(&l->sql);
-		if (!lease_append_statements(l, req->statements, req->nstatements, true, &err)) {
+		lease_batch_begin(l);
+		if (!lease_append_statements(l, &l->sql, req->statements, req->nstatements, true,
+					     &err)) {
 			/* Refused before anything ran: the lease is as it was. */
 			client_respond(c, err);
 			return;
@@ -1598,12 +1735,12 @@ lease_result_json(const struct session_result *r)
 /* results[] of a batch. A result over max_rows or max_result_bytes cannot
  * stop MySQL's batch: its entry is an error object instead of rows. */
 static json_t *
-lease_results_json(const struct lease *l, const struct session_result *r, size_t n)
+lease_results_json(const struct lease *l, size_t first, const struct session_result *r, size_t n)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		if (l->batch_hidden != NULL && l->batch_hidden[i] && r[i].code == 0)
+		if (first + i < l->batch_n && l->batch_hidden[first + i] && r[i].code == 0)
 			json_array_append_new(a, json_pack("{s:i,s:i,s:i}", "affected_rows", 0,
 							   "insert_id", 0, "warnings",
 							   (int)r[i].warnings));
