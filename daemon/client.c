@@ -37,6 +37,10 @@ static uint64_t client_next_id = 1;
 
 static void client_enter_state(struct client *c, enum client_state state);
 static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_recv_cb(evutil_socket_t fd, short what, void *arg);
+static void client_reading(struct client *c, bool on);
+static void client_input(struct client *c, const char *data, size_t len);
+static void client_eof(struct client *c);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_process(struct client *c);
@@ -189,8 +193,18 @@ client_accept(evutil_socket_t fd, const struct sockaddr *addr, int addrlen,
 		c->bev = bufferevent_socket_new(server.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	c->next = event_new(server.base, -1, 0, client_next_cb, c);
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (transport == CLIENT_TLS) {
+		bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	} else {
+		/* Plain sockets are read here, with one recv() per wake-up; the
+		 * bufferevent would ask FIONREAD first (an ioctl per request).
+		 * It still buffers what a slow reader leaves unsent. */
+		bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
+		bufferevent_enable(c->bev, EV_WRITE);
+		c->rev = event_new(server.base, fd, EV_READ | EV_PERSIST, client_recv_cb, c);
+	}
+	client_reading(c, true);
 	TAILQ_INSERT_TAIL(&server.clients, c, entry);
 	server.nclients++;
 	client_timers_update(c);
@@ -218,6 +232,38 @@ client_peer_json(const struct client *c)
 	return json_pack("{s:s}", "address", c->peer.address);
 }
 
+/* Turns reading on or off (TLS: the bufferevent's; else our own event). */
+static void
+client_reading(struct client *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (c->rev == NULL) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+	} else if (on) {
+		event_add(c->rev, NULL);
+	} else {
+		event_del(c->rev);
+	}
+}
+
+/* Bytes from the client: frame them and serve what is complete. */
+static void
+client_input(struct client *c, const char *data, size_t len)
+{
+	proto_frame_feed(&c->frame, data, len);
+	client_process(c);
+	/* A client that pipelines far ahead of a slow request is not read
+	 * further until it catches up: memory per connection stays bounded. */
+	if (c->state == CLIENT_BUSY &&
+	    proto_frame_pending(&c->frame) > 2 * server.conf.max_request_bytes)
+		client_reading(c, false);
+}
+
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -228,12 +274,35 @@ client_read_cb(struct bufferevent *bev, void *arg)
 
 	while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0)
 		proto_frame_feed(&c->frame, chunk, (size_t)n);
-	client_process(c);
-	/* A client that pipelines far ahead of a slow request is not read
-	 * further until it catches up: memory per connection stays bounded. */
-	if (c->state == CLIENT_BUSY &&
-	    proto_frame_pending(&c->frame) > 2 * server.conf.max_request_bytes)
-		bufferevent_disable(c->bev, EV_READ);
+	client_input(c, "", 0);
+}
+
+static void
+client_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	char chunk[16384];
+	ssize_t n;
+
+	(void)what;
+	n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+	if (n > 0) {
+		client_input(c, chunk, (size_t)n);
+		return;
+	}
+	if (n == 0)
+		client_eof(c);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		client_close(c, strerror(errno));
+}
+
+/* End of input: see client_half_close. */
+static void
+client_eof(struct client *c)
+{
+	if (client_half_close(c))
+		return;
+	client_close(c, "disconnected");
 }
 
 static void
@@ -268,7 +337,7 @@ client_half_close(struct client *c)
 	if (c->state != CLIENT_BUSY || client_peer_gone(c))
 		return false;
 	c->half_closed = true;
-	bufferevent_disable(c->bev, EV_READ);
+	client_reading(c, false);
 	client_arm(c, CLIENT_TIMER_HANGUP, 50);
 	log_debug("client %llu: closed its sending side; answering what it sent",
 		  (unsigned long long)c->id);
@@ -295,10 +364,8 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && client_half_close(c))
-		return;
 	if (what & BEV_EVENT_EOF)
-		client_close(c, "disconnected");
+		client_eof(c);
 	else if (what & BEV_EVENT_ERROR)
 		client_close(c, strerror(EVUTIL_SOCKET_ERROR()));
 }
@@ -407,7 +474,7 @@ client_process(struct client *c)
 		return;
 	}
 	if (c->state == CLIENT_READY)
-		bufferevent_enable(c->bev, EV_READ);
+		client_reading(c, true);
 	client_timers_update(c);
 }
 
@@ -684,7 +751,7 @@ client_close_after_flush(struct client *c, const char *why)
 		client_close(c, why);
 		return;
 	}
-	bufferevent_disable(c->bev, EV_READ);
+	client_reading(c, false);
 	client_enter_state(c, CLIENT_CLOSING);
 }
 
@@ -709,6 +776,8 @@ client_close(struct client *c, const char *why)
 	if (c->counted)
 		(*identity_connections(&c->identity))--;
 	c->counted = false;
+	if (c->rev != NULL)
+		event_del(c->rev);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	/* Freed from a fresh loop iteration: callers up the stack may still
@@ -731,6 +800,8 @@ client_free_cb(evutil_socket_t fd, short what, void *arg)
 		event_free(c->timer);
 	if (c->next != NULL)
 		event_free(c->next);
+	if (c->rev != NULL)
+		event_free(c->rev);
 	for (size_t i = 0; i < c->nahead; i++)
 		proto_request_free(&c->ahead[i].req);
 	free(c->ahead);

@@ -42,7 +42,9 @@ struct client {
 	TAILQ_ENTRY(client) entry;
 	uint64_t id;
 	enum client_state state;
-	struct bufferevent *bev;
+	struct bufferevent *bev;	/* writes; and reads, for TLS */
+	struct event *rev;	/* reads of a plain socket (NULL for TLS) */
+	bool reading;		/* reads are on */
 	struct proto_frame frame;
 	struct client_peer peer;
 	char *name;		/* from hello */
