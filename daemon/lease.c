@@ -11,8 +11,8 @@
  *  LOCKING       [settings;] LOCK TABLES [; statements]   CANCELLING HELD ROLLING_BACK
  *                [; UNLOCK TABLES] (transact): one batch  RELEASING ENDED
  *  CANCELLING    KILL QUERY at the batch (wait ran out,   ROLLING_BACK RELEASING ENDED
- *                statement timeout, client gone, revoke,
- *                shutdown)
+ *                statement timeout, client gone, revoke,  HELD (too late: a pipelined
+ *                shutdown)                                commit went through)
  *  HELD          none (the TTL runs)                      RUNNING COMMITTING ROLLING_BACK
  *                                                         RELEASING ENDED
  *  RUNNING       the statement, or renew's DO 0           HELD INTERRUPTING ENDED
@@ -124,7 +124,10 @@ static const unsigned lease_legal[LEASE__STATE_COUNT] = {
 	[LEASE_WAITING] = TO(LEASE_LOCKING) | TO(LEASE_ENDED),
 	[LEASE_LOCKING] = TO(LEASE_CANCELLING) | TO(LEASE_HELD) | TO(LEASE_COMMITTING) |
 			  TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) | TO(LEASE_ENDED),
-	[LEASE_CANCELLING] = TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) | TO(LEASE_ENDED),
+	/* CANCELLING -> HELD: the kill came too late, and a pipelined commit
+	 * in the batch went through (lease_locking_done). */
+	[LEASE_CANCELLING] = TO(LEASE_HELD) | TO(LEASE_ROLLING_BACK) | TO(LEASE_RELEASING) |
+			     TO(LEASE_ENDED),
 	[LEASE_HELD] = TO(LEASE_RUNNING) | TO(LEASE_COMMITTING) | TO(LEASE_ROLLING_BACK) |
 		       TO(LEASE_RELEASING) | TO(LEASE_ENDED),
 	[LEASE_RUNNING] = TO(LEASE_HELD) | TO(LEASE_INTERRUPTING) | TO(LEASE_ENDED),
@@ -1523,7 +1526,8 @@ lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 	struct lockmgr_req *lock;
 	bool reset;
 
-	if (l->end == LEASE_END_NONE)
+	/* The first reason wins, but a commit that happened is the truth. */
+	if (l->end == LEASE_END_NONE || why == LEASE_END_COMMIT)
 		l->end = why;
 	if (!unlocked) {
 		if (answer != NULL && l->client != NULL) {

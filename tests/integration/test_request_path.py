@@ -4,6 +4,7 @@ session resets only when a lease left state behind.
 Everything runs against the real daemon and MariaDB, with an outside
 observer session checking data and locks."""
 
+import json
 import socket
 import urllib.request
 
@@ -298,3 +299,62 @@ def test_do_in_a_batch_is_still_bounded_by_timeout_ms(daemon, observer, tables):
                           "statements": [stmt("DO 1, 2"), stmt("UPDATE t1 SET v = 7 WHERE id = 1")]}))
         assert resp["results"][0] == {"affected_rows": 0, "insert_id": 0, "warnings": 0}
     assert observer.value("t1", 1) == 7 and observer.value("t1", 2) == 20
+
+
+# ---------------------------------------------------------------- pipelined requests in one round trip
+
+
+def send_lines(c, *objs):
+    c.send_raw(b"".join(json.dumps(o).encode() + b"\n" for o in objs))
+    return [c.recv_response(timeout=10) for _ in objs]
+
+
+def test_pipelined_cycle_answers_each_request_in_order(daemon, observer, tables):
+    d = daemon()
+    with d.client() as c:
+        rs = send_lines(c, {"id": 1, "op": "acquire", "write": ["t1"]},
+                        {"id": 2, "op": "query", "sql": "UPDATE t1 SET v = v + 1 WHERE id = 1"},
+                        {"id": 3, "op": "query", "sql": "SELECT v FROM t1 WHERE id = ?", "params": [1]},
+                        {"id": 4, "op": "commit"},
+                        {"id": 5, "op": "query", "sql": "SELECT 1"})
+        assert [r["id"] for r in rs] == [1, 2, 3, 4, 5]
+        assert rs[0]["ok"] and rs[1]["affected_rows"] == 1 and rs[2]["rows"] == [[11]]
+        assert rs[3] == {"id": 4, "ok": True, "lease": rs[0]["lease"]}
+        assert error_code(rs[4]) == "no_lease"
+    assert observer.value("t1", 1) == 11 and observer.can_write("t1")
+
+
+def test_pipelined_failure_stops_the_batch_and_the_rest_runs_in_turn(daemon, observer, tables):
+    """MySQL stops a batch at its first error; what it did not run is taken
+    in its turn, with the answers one-at-a-time requests would get."""
+    d = daemon()
+    with d.client() as c:
+        rs = send_lines(c, {"op": "acquire", "write": ["t1"]},
+                        {"op": "query", "sql": "UPDATE t1 SET v = 100 WHERE id = 1"},
+                        {"op": "query", "sql": "SELECT nope FROM t1"},
+                        {"op": "query", "sql": "UPDATE t1 SET v = 200 WHERE id = 2"},
+                        {"op": "query", "sql": "DROP TABLE t1"},
+                        {"op": "query", "sql": "UPDATE t1 SET v = 300 WHERE id = 3"},
+                        {"op": "commit"},
+                        {"op": "commit"})
+        assert rs[0]["ok"] and rs[1]["ok"]
+        assert error_code(rs[2]) == "mysql" and rs[2]["error"]["mysql_errno"] == 1054
+        assert rs[3]["ok"] and error_code(rs[4]) == "statement_not_allowed" and rs[5]["ok"]
+        assert rs[6]["ok"] and error_code(rs[7]) == "no_lease"
+    assert [observer.value("t1", i) for i in (1, 2, 3)] == [100, 200, 300]
+
+
+def test_pipelined_cycle_then_hang_up_never_commits_the_open_lease(daemon, observer, tables):
+    """A hang-up right after a pipeline: the first lease may or may not have
+    committed before the daemon saw the hang-up (both are legal, as with
+    requests sent one by one), but the second, never committed, leaves
+    nothing, and no lease or lock is left behind."""
+    d = daemon()
+    c = d.client()
+    c.send_raw(b'{"op":"acquire","write":["t1"]}\n{"op":"query","sql":"UPDATE t1 SET v = 5 WHERE id = 1"}\n'
+               b'{"op":"commit"}\n{"op":"acquire","write":["t1"]}\n'
+               b'{"op":"query","sql":"UPDATE t1 SET v = 6 WHERE id = 1"}\n')
+    c.close()
+    wait_for(lambda: status(d)["leases"] == [] and observer.can_write("t1"), what="the second lease rolled back")
+    assert observer.value("t1", 1) in (5, 10)
+    assert d.running()

@@ -681,6 +681,51 @@ test_request_query(void **state)
 		    "field 'sql' is 101 bytes long, at most 100 are allowed");
 }
 
+/* acquire and commit may carry statements, as transact does; absent or
+ * empty means none. */
+static void
+test_request_statements_on_acquire_and_commit(void **state)
+{
+	(void)state;
+	struct proto_request req;
+
+	request_ok("{\"op\":\"acquire\",\"write\":[\"t1\"],\"statements\":["
+		   "{\"sql\":\"SELECT v FROM t1 WHERE id=?\",\"params\":[7]}]}",
+		   &req);
+	assert_int_equal(req.op, PROTO_OP_ACQUIRE);
+	assert_int_equal(req.nstatements, 1);
+	assert_string_equal(req.statements[0].sql, "SELECT v FROM t1 WHERE id=?");
+	assert_int_equal(json_array_size(req.statements[0].params), 1);
+	proto_request_free(&req);
+
+	request_ok("{\"op\":\"acquire\",\"write\":[\"t1\"]}", &req);
+	assert_int_equal(req.nstatements, 0);
+	assert_null(req.statements);
+	proto_request_free(&req);
+
+	request_ok("{\"op\":\"commit\",\"statements\":[{\"sql\":\"UPDATE t1 SET v=1\"},"
+		   "{\"sql\":\"SELECT 1\"}]}",
+		   &req);
+	assert_int_equal(req.op, PROTO_OP_COMMIT);
+	assert_int_equal(req.nstatements, 2);
+	assert_string_equal(req.statements[1].sql, "SELECT 1");
+	proto_request_free(&req);
+
+	request_ok("{\"op\":\"commit\",\"statements\":[]}", &req);
+	assert_int_equal(req.nstatements, 0);
+	proto_request_free(&req);
+	request_ok("{\"op\":\"commit\"}", &req);
+	assert_int_equal(req.nstatements, 0);
+	proto_request_free(&req);
+
+	request_err("{\"op\":\"commit\",\"statements\":{\"sql\":\"SELECT 1\"}}",
+		    PROTO_ERR_BAD_REQUEST, "field 'statements' must be an array");
+	request_err("{\"op\":\"acquire\",\"write\":[\"t1\"],\"statements\":[\"SELECT 1\"]}",
+		    PROTO_ERR_BAD_REQUEST, "field 'statements[0]' must be an object");
+	request_err("{\"op\":\"commit\",\"statements\":[{\"sql\":\"\"}]}", PROTO_ERR_BAD_REQUEST,
+		    "field 'statements[0].sql' must be a non-empty string");
+}
+
 static void
 test_request_transact(void **state)
 {
@@ -876,6 +921,7 @@ main(void)
 		cmocka_unit_test(test_request_acquire_merge),
 		cmocka_unit_test(test_request_acquire_cap),
 		cmocka_unit_test(test_request_query),
+		cmocka_unit_test(test_request_statements_on_acquire_and_commit),
 		cmocka_unit_test(test_request_transact),
 		cmocka_unit_test(test_request_renew),
 		cmocka_unit_test(test_request_revoke),
