@@ -93,7 +93,7 @@ struct tablelock {
 	struct tablelock_error error;
 	struct tablelock_event *events; /* pending, oldest first */
 	size_t nevents;
-	size_t during_call; /* events at index >= this arrived during the call */
+	size_t during_call;                /* events at index >= this arrived during the call */
 	struct tablelock_pending *pending; /* requests awaiting their answer, oldest first */
 	size_t npending;
 	size_t nsent; /* pending[0 .. nsent) are written; the rest wait in out */
@@ -153,8 +153,6 @@ static json_t *tablelock_commit_json(struct tablelock *tl,
 static json_t *tablelock_transact_json(struct tablelock *tl, const struct tablelock_lock *lock,
                                        const struct tablelock_statement *statements,
                                        size_t nstatements);
-static int tablelock_queue(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
-                           size_t nresults, int64_t ttl_ms);
 static json_t *tablelock_lock_json(const char *op, const struct tablelock_lock *lock,
                                    struct tablelock *tl);
 static json_t *tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params,
@@ -821,8 +819,8 @@ tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
 
 /* Queues request (consumed; NULL: its builder failed and set the error). */
 static int
-tablelock_enqueue(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
-                  size_t nresults, int64_t ttl_ms)
+tablelock_enqueue(struct tablelock *tl, json_t *request, enum tablelock_kind kind, size_t nresults,
+                  int64_t ttl_ms)
 {
 	struct tablelock_pending *p;
 
@@ -940,7 +938,8 @@ tablelock_answer(struct tablelock *tl, json_t **response, struct tablelock_pendi
 	tablelock_pending_pop(tl, req);
 	commits = req->kind == TABLELOCK_KIND_COMMIT || req->kind == TABLELOCK_KIND_TRANSACT;
 
-	if (tl->error.code != TABLELOCK_OK || tablelock_read(tl, deadline, timeout_ms, &resp) != 0) {
+	if (tl->error.code != TABLELOCK_OK ||
+	    tablelock_read(tl, deadline, timeout_ms, &resp) != 0) {
 		/* The lease went with the connection; an event explains more. */
 		if (tl->fd < 0 && tl->error.code == TABLELOCK_OK)
 			tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
@@ -1485,8 +1484,7 @@ tablelock_transact(struct tablelock *tl, const struct tablelock_lock *lock,
 		*lease = 0;
 	tablelock_results_clear(results, nstatements);
 	if (tablelock_call_kind(tl, tablelock_transact_json(tl, lock, statements, nstatements),
-	                        TABLELOCK_KIND_TRANSACT, nstatements, -1, &resp,
-	                        timeout_ms) != 0)
+	                        TABLELOCK_KIND_TRANSACT, nstatements, -1, &resp, timeout_ms) != 0)
 		return -1;
 	if (tablelock_results_take(tl, resp, nstatements, results, nstatements, "transact") != 0) {
 		json_decref(resp);
@@ -1500,24 +1498,18 @@ tablelock_transact(struct tablelock *tl, const struct tablelock_lock *lock,
 
 /* ---------------------------------------------------------------- pipeline */
 
-/* Queues a built request (NULL: its builder failed and said why; the
- * caller cleared the error before building). Nothing is written here, so
- * a closed connection is reported by the flush, in order. */
-static int
-tablelock_queue(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
-                size_t nresults, int64_t ttl_ms)
-{
-	return tablelock_enqueue(tl, request, kind, nresults, ttl_ms);
-}
+/* Each queue call clears the error before building its request, whose
+ * builder says why when it fails; tablelock_enqueue() then writes nothing,
+ * so a closed connection is reported by the flush, in order. */
 
 int
 tablelock_queue_acquire(struct tablelock *tl, const struct tablelock_lock *lock,
                         const struct tablelock_statement *statements, size_t nstatements)
 {
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-	return tablelock_queue(tl, tablelock_acquire_json(tl, lock, statements, nstatements),
-	                       TABLELOCK_KIND_ACQUIRE, nstatements,
-	                       lock != NULL ? lock->ttl_ms : -1);
+	return tablelock_enqueue(tl, tablelock_acquire_json(tl, lock, statements, nstatements),
+	                         TABLELOCK_KIND_ACQUIRE, nstatements,
+	                         lock != NULL ? lock->ttl_ms : -1);
 }
 
 int
@@ -1525,8 +1517,8 @@ tablelock_queue_query(struct tablelock *tl, const char *sql, const struct tablel
                       size_t nparams)
 {
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-	return tablelock_queue(tl, tablelock_query_json(tl, sql, params, nparams),
-	                       TABLELOCK_KIND_QUERY, 1, -1);
+	return tablelock_enqueue(tl, tablelock_query_json(tl, sql, params, nparams),
+	                         TABLELOCK_KIND_QUERY, 1, -1);
 }
 
 int
@@ -1534,16 +1526,16 @@ tablelock_queue_commit(struct tablelock *tl, const struct tablelock_statement *s
                        size_t nstatements)
 {
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-	return tablelock_queue(tl, tablelock_commit_json(tl, statements, nstatements),
-	                       TABLELOCK_KIND_COMMIT, nstatements, -1);
+	return tablelock_enqueue(tl, tablelock_commit_json(tl, statements, nstatements),
+	                         TABLELOCK_KIND_COMMIT, nstatements, -1);
 }
 
 int
 tablelock_queue_rollback(struct tablelock *tl)
 {
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-	return tablelock_queue(tl, json_pack("{s:s}", "op", "rollback"), TABLELOCK_KIND_ROLLBACK,
-	                       0, -1);
+	return tablelock_enqueue(tl, json_pack("{s:s}", "op", "rollback"), TABLELOCK_KIND_ROLLBACK,
+	                         0, -1);
 }
 
 int
@@ -1551,8 +1543,8 @@ tablelock_queue_transact(struct tablelock *tl, const struct tablelock_lock *lock
                          const struct tablelock_statement *statements, size_t nstatements)
 {
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-	return tablelock_queue(tl, tablelock_transact_json(tl, lock, statements, nstatements),
-	                       TABLELOCK_KIND_TRANSACT, nstatements, -1);
+	return tablelock_enqueue(tl, tablelock_transact_json(tl, lock, statements, nstatements),
+	                         TABLELOCK_KIND_TRANSACT, nstatements, -1);
 }
 
 size_t
@@ -1586,9 +1578,9 @@ tablelock_receive(struct tablelock *tl, struct tablelock_result **results, size_
 		if (results != NULL && nresults > 0) {
 			results[0] = tablelock_result_from_json(resp, why, sizeof(why));
 			if (results[0] == NULL)
-				rc = tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-				                    "tablelockd sent a result that makes no sense: %s",
-				                    why);
+				rc = tablelock_fail(
+				    tl, TABLELOCK_ERR_PROTOCOL, 0,
+				    "tablelockd sent a result that makes no sense: %s", why);
 		}
 	} else {
 		rc = tablelock_results_take(tl, resp, req.nresults, results, nresults, "request");

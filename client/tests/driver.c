@@ -165,8 +165,8 @@ driver_results(struct tablelock_result **results, size_t n)
 	json_t *rs = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(rs, results[i] != NULL ? driver_result(results[i])
-		                                             : json_null());
+		json_array_append_new(rs,
+		                      results[i] != NULL ? driver_result(results[i]) : json_null());
 		tablelock_result_free(results[i]);
 		results[i] = NULL;
 	}
@@ -440,8 +440,8 @@ driver_queue(const json_t *cmd)
 	} else if (strcmp(op, "query") == 0) {
 		size_t np;
 		struct tablelock_param *p = driver_params(json_object_get(cmd, "params"), &np);
-		rc = tablelock_queue_query(driver_tl, json_string_value(json_object_get(cmd, "sql")),
-		                           p, np);
+		rc = tablelock_queue_query(driver_tl,
+		                           json_string_value(json_object_get(cmd, "sql")), p, np);
 		free(p);
 	} else if (strcmp(op, "commit") == 0) {
 		rc = tablelock_queue_commit(driver_tl, st, n);
@@ -458,17 +458,19 @@ driver_queue(const json_t *cmd)
 	if (rc == -2)
 		return json_pack("{s:b,s:s}", "ok", 0, "code", "driver_unknown_op");
 	resp = rc == 0 ? driver_ok() : driver_fail();
-	json_object_set_new(resp, "pending", json_integer((json_int_t)tablelock_pending(driver_tl)));
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
 	return resp;
 }
 
 static json_t *
 driver_flush(const json_t *cmd)
 {
-	json_t *resp = tablelock_flush(driver_tl, driver_timeout(cmd)) == 0 ? driver_ok()
-	                                                                     : driver_fail();
+	json_t *resp =
+	    tablelock_flush(driver_tl, driver_timeout(cmd)) == 0 ? driver_ok() : driver_fail();
 
-	json_object_set_new(resp, "pending", json_integer((json_int_t)tablelock_pending(driver_tl)));
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
 	return resp;
 }
 
@@ -488,7 +490,8 @@ driver_receive(const json_t *cmd)
 		resp = driver_ok();
 	json_object_set_new(resp, "answer_lease", json_integer((json_int_t)lease));
 	json_object_set_new(resp, "results", driver_results(results, n));
-	json_object_set_new(resp, "pending", json_integer((json_int_t)tablelock_pending(driver_tl)));
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
 	free(results);
 	return resp;
 }
