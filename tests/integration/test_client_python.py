@@ -278,6 +278,25 @@ def test_acquire_result_over_the_limits_is_an_error_in_place(daemon, tables, obs
     assert observer.value("t1", 1) == 1
 
 
+def test_statement_timeout_on_acquire_and_commit(daemon, tables, observer):
+    d = daemon(statements={"timeout_ms": int(scaled(0.3) * 1000)})
+    with tablelock.Client(d.sock) as c:
+        with pytest.raises(tablelock.TablelockError) as e:
+            c.acquire(write=["t1"], statements=["UPDATE t1 SET v = 0 WHERE id = 1",
+                                                "SELECT SLEEP(%d)" % int(scaled(3))])
+        assert e.value.code == "statement_timeout" and e.value.statement == 1
+        assert c.lease is None and observer.can_write("t1")
+        lease = c.acquire(write=["t1"])
+        lease.query("UPDATE t1 SET v = 1 WHERE id = 1")
+        with pytest.raises(tablelock.TablelockError) as e:
+            lease.commit(statements=["UPDATE t1 SET v = 2 WHERE id = 2",
+                                     "DO SLEEP(%d)" % int(scaled(3))])
+        assert e.value.code == "statement_timeout" and e.value.statement == 1
+        assert not lease.active and c.lease is None
+    assert observer.can_write("t1")
+    assert observer.value("t1", 1) == 10 and observer.value("t1", 2) == 20
+
+
 def test_commit_with_statements(client, tables, observer):
     with client.lock(write=[Choice], statements=["SELECT v FROM t1 WHERE id = 3"]) as lease:
         v = lease.results[0].scalar()
