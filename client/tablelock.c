@@ -61,6 +61,24 @@ static const char *const tablelock_local_names[] = {
     "connect", "timeout", "closed", "protocol", "usage", "unknown",
 };
 
+/* Which answer a request gets, and what it does to the handle. */
+enum tablelock_kind {
+	TABLELOCK_KIND_PLAIN, /* ping, hello, status, revoke: nothing */
+	TABLELOCK_KIND_ACQUIRE,
+	TABLELOCK_KIND_QUERY,
+	TABLELOCK_KIND_COMMIT,
+	TABLELOCK_KIND_ROLLBACK,
+	TABLELOCK_KIND_RENEW,
+	TABLELOCK_KIND_TRANSACT
+};
+
+struct tablelock_pending {
+	json_int_t id;
+	enum tablelock_kind kind;
+	size_t nresults; /* results[] the answer carries (a query's is the answer) */
+	int64_t ttl_ms;  /* acquire, renew: asked for, if the answer says nothing */
+};
+
 struct tablelock {
 	int fd; /* -1 once closed */
 	char *address;
@@ -75,7 +93,10 @@ struct tablelock {
 	struct tablelock_error error;
 	struct tablelock_event *events; /* pending, oldest first */
 	size_t nevents;
-	size_t during_call; /* events at index >= this arrived during the call */
+	size_t during_call;                /* events at index >= this arrived during the call */
+	struct tablelock_pending *pending; /* requests awaiting their answer, oldest first */
+	size_t npending;
+	size_t nsent; /* pending[0 .. nsent) are written; the rest wait in out */
 };
 
 static int64_t tablelock_now_ms(void);
@@ -88,7 +109,6 @@ static int tablelock_fail(struct tablelock *tl, enum tablelock_code code, int sy
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void tablelock_error_from_event(struct tablelock_error *err,
                                        const struct tablelock_event *ev);
-static void tablelock_error_from_response(struct tablelock_error *err, const json_t *resp);
 static int tablelock_split_tcp(const char *spec, char **host, char **port);
 static int tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline);
 static int tablelock_open_unix(const char *path, int64_t deadline, struct tablelock_error *err,
@@ -104,11 +124,35 @@ static void tablelock_event_push(struct tablelock *tl, const json_t *msg);
 static void tablelock_event_pop(struct tablelock *tl, size_t index, struct tablelock_event *ev);
 static ssize_t tablelock_event_find(const struct tablelock *tl, enum tablelock_code code,
                                     size_t from);
-static int tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response,
-                             int timeout_ms, bool commits);
+static int tablelock_enqueue(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
+                             size_t nresults, int64_t ttl_ms);
+static void tablelock_pending_pop(struct tablelock *tl, struct tablelock_pending *p);
+static void tablelock_drop_unsent(struct tablelock *tl);
+static int tablelock_flush_out(struct tablelock *tl, int64_t deadline, int timeout_ms);
+static bool tablelock_commit_refused(enum tablelock_code code);
+static int tablelock_answer(struct tablelock *tl, json_t **response, struct tablelock_pending *req,
+                            int timeout_ms);
+static int tablelock_call_kind(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
+                               size_t nresults, int64_t ttl_ms, json_t **response, int timeout_ms);
 static int tablelock_call(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms);
-static int tablelock_call_commit(struct tablelock *tl, json_t *request, json_t **response,
-                                 int timeout_ms);
+static json_t *tablelock_statements_json(struct tablelock *tl, json_t *request, const char *op,
+                                         const struct tablelock_statement *statements,
+                                         size_t nstatements, bool required);
+static int tablelock_results_take(struct tablelock *tl, json_t *resp, size_t expected,
+                                  struct tablelock_result **results, size_t nresults,
+                                  const char *op);
+static void tablelock_results_clear(struct tablelock_result **results, size_t nresults);
+static json_t *tablelock_acquire_json(struct tablelock *tl, const struct tablelock_lock *lock,
+                                      const struct tablelock_statement *statements,
+                                      size_t nstatements);
+static json_t *tablelock_query_json(struct tablelock *tl, const char *sql,
+                                    const struct tablelock_param *params, size_t nparams);
+static json_t *tablelock_commit_json(struct tablelock *tl,
+                                     const struct tablelock_statement *statements,
+                                     size_t nstatements);
+static json_t *tablelock_transact_json(struct tablelock *tl, const struct tablelock_lock *lock,
+                                       const struct tablelock_statement *statements,
+                                       size_t nstatements);
 static json_t *tablelock_lock_json(const char *op, const struct tablelock_lock *lock,
                                    struct tablelock *tl);
 static json_t *tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params,
@@ -231,7 +275,9 @@ tablelock_error_from_event(struct tablelock_error *err, const struct tablelock_e
 	err->lease = ev->lease;
 }
 
-static void
+/* An error answer ({"error":{…},"statement":i}), or a results[] entry of
+ * the same shape, into *err. */
+void
 tablelock_error_from_response(struct tablelock_error *err, const json_t *resp)
 {
 	const json_t *e = json_object_get(resp, "error");
@@ -503,15 +549,20 @@ tablelock_close(struct tablelock *tl)
 	free(tl->server_version);
 	free(tl->last_response);
 	free(tl->events);
+	free(tl->pending);
 	free(tl);
 }
 
 /* ---------------------------------------------------------------- I/O */
 
-/* Writes tl->out in full. */
+/* Writes tl->out in full. While the socket takes no more, whatever the
+ * daemon answers meanwhile is read into the frame (parsed later, in
+ * order): a long pipeline must not fill the daemon's output while we wait
+ * for it to read, nor make it stop reading. */
 static int
 tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms)
 {
+	char chunk[TABLELOCK_READ_CHUNK];
 	size_t off = 0;
 
 	while (off < tl->out.len) {
@@ -523,7 +574,8 @@ tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = {.fd = tl->fd, .events = POLLOUT};
+			struct pollfd pfd = {.fd = tl->fd,
+			                     .events = (short)(POLLOUT | (tl->eof ? 0 : POLLIN))};
 			int r = poll(&pfd, 1, tablelock_remaining(deadline));
 			if (r == 0) {
 				tablelock_shut(tl);
@@ -539,6 +591,13 @@ tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms)
 				tablelock_shut(tl);
 				return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e, "poll: %s",
 				                      strerror(e));
+			}
+			if (r > 0 && (pfd.revents & POLLIN) != 0) {
+				ssize_t got = recv(tl->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+				if (got > 0)
+					proto_frame_feed(&tl->frame, chunk, (size_t)got);
+				else if (got == 0)
+					tl->eof = true; /* the send that follows fails */
 			}
 			continue;
 		}
@@ -725,6 +784,10 @@ tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
 	int rc = 0;
 
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	if (tl->npending > 0)
+		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+		                      "%zu pipelined requests await tablelock_receive()",
+		                      tl->npending);
 	if (tl->nevents == 0) {
 		if (tl->fd < 0)
 			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
@@ -741,81 +804,148 @@ tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
 	return rc;
 }
 
-/* ---------------------------------------------------------------- calls */
+/* ---------------------------------------------------------------- requests */
 
-/* Sends request (consumed) and waits for its response, which is returned
- * in *response (when not NULL) only for "ok":true. A lease-ending event
- * pending from before the call is reported instead of sending anything. */
+/*
+ * Every request, synchronous or pipelined, takes one path:
+ * tablelock_enqueue() encodes it into tl->out and notes what its answer
+ * means (tl->pending, oldest first); tablelock_flush_out() writes what is
+ * queued; tablelock_answer() reads the oldest request's answer and applies
+ * it to the handle (lease, TTL, events). A synchronous call is enqueue,
+ * then answer, on an empty pipeline.
+ *
+ * tl->pending[0 .. tl->nsent) are written; the rest wait in tl->out.
+ */
+
+/* Queues request (consumed; NULL: its builder failed and set the error). */
 static int
-tablelock_call(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms)
+tablelock_enqueue(struct tablelock *tl, json_t *request, enum tablelock_kind kind, size_t nresults,
+                  int64_t ttl_ms)
 {
-	return tablelock_call_op(tl, request, response, timeout_ms, false);
-}
+	struct tablelock_pending *p;
 
-/* For commit and transact: once the request is out, a connection that
- * fails before the answer leaves the outcome unknown, and says so. */
-static int
-tablelock_call_commit(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms)
-{
-	return tablelock_call_op(tl, request, response, timeout_ms, true);
-}
-
-static int
-tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms,
-                  bool commits)
-{
-	int64_t deadline = tablelock_deadline(timeout_ms);
-	json_t *resp = NULL, *rid;
-	json_int_t id;
-	ssize_t i;
-
-	if (response != NULL)
-		*response = NULL;
-	free(tl->last_response);
-	tl->last_response = NULL;
 	if (request == NULL)
-		return -1; /* the caller could not build it and set the error */
-	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
-
-	/* Events that came in since the last call are reported first. */
-	if (tl->fd >= 0 && tl->nevents == 0)
-		(void)tablelock_read(tl, 0, 0, NULL);
-	while (tl->nevents > 0) {
-		struct tablelock_event ev;
-		tablelock_event_pop(tl, 0, &ev);
-		/* A lease acquired after this one ended (its event was still on
-		 * the way) proves the old one gone; only tablelock_poll could
-		 * have said more. */
-		if (tl->lease != 0 && ev.lease != 0 && ev.lease != tl->lease)
-			continue;
-		json_decref(request);
-		tablelock_error_from_event(&tl->error, &ev);
 		return -1;
-	}
-	if (tl->fd < 0) {
-		json_decref(request);
-		if (tl->error.code != TABLELOCK_OK)
-			return -1; /* the drain above found the connection closed */
-		return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
-		                      "the connection to tablelockd at %s is closed; connect again",
-		                      tl->address);
-	}
-
-	id = tl->next_id++;
-	json_object_set_new(request, "id", json_integer(id));
-	buf_reset(&tl->out);
+	json_object_set_new(request, "id", json_integer(tl->next_id));
 	if (proto_write_line(&tl->out, request) != 0) {
 		json_decref(request);
 		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
 		                      "the request cannot be encoded as JSON (text must be UTF-8)");
 	}
 	json_decref(request);
-	if (tablelock_send(tl, deadline, timeout_ms) != 0)
-		return -1;
+	tl->pending = xrealloc(tl->pending, (tl->npending + 1) * sizeof(*tl->pending));
+	p = &tl->pending[tl->npending++];
+	p->id = tl->next_id++;
+	p->kind = kind;
+	p->nresults = nresults;
+	p->ttl_ms = ttl_ms;
+	return 0;
+}
 
-	tl->during_call = tl->nevents;
-	if (tablelock_read(tl, deadline, timeout_ms, &resp) != 0) {
+static void
+tablelock_pending_pop(struct tablelock *tl, struct tablelock_pending *p)
+{
+	*p = tl->pending[0];
+	memmove(&tl->pending[0], &tl->pending[1], (tl->npending - 1) * sizeof(*tl->pending));
+	tl->npending--;
+	if (tl->nsent > 0)
+		tl->nsent--;
+}
+
+/* Forgets the requests that were never written. */
+static void
+tablelock_drop_unsent(struct tablelock *tl)
+{
+	tl->npending = tl->nsent;
+	buf_reset(&tl->out);
+}
+
+/* Writes every queued request. With nothing in flight, a lease-ending
+ * event that came in since the last answer is reported instead, and the
+ * queued requests are dropped unsent: the caller learns first that its
+ * lease is gone, as with a synchronous call. */
+static int
+tablelock_flush_out(struct tablelock *tl, int64_t deadline, int timeout_ms)
+{
+	if (tl->npending == tl->nsent)
+		return 0;
+	if (tl->nsent == 0) {
+		if (tl->fd >= 0 && tl->nevents == 0)
+			(void)tablelock_read(tl, 0, 0, NULL);
+		while (tl->nevents > 0) {
+			struct tablelock_event ev;
+			tablelock_event_pop(tl, 0, &ev);
+			/* A lease acquired after this one ended (its event was
+			 * still on the way) proves the old one gone; only
+			 * tablelock_poll could have said more. */
+			if (tl->lease != 0 && ev.lease != 0 && ev.lease != tl->lease)
+				continue;
+			tablelock_drop_unsent(tl);
+			tablelock_error_from_event(&tl->error, &ev);
+			return -1;
+		}
+		tl->during_call = 0;
+	}
+	if (tl->fd < 0) {
+		tablelock_drop_unsent(tl);
+		if (tl->error.code != TABLELOCK_OK)
+			return -1; /* the drain above found the connection closed */
+		return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
+		                      "the connection to tablelockd at %s is closed; connect again",
+		                      tl->address);
+	}
+	/* From here a request may have reached the daemon: a commit that
+	 * meets a failure is of unknown outcome. */
+	tl->nsent = tl->npending;
+	return tablelock_send(tl, deadline, timeout_ms);
+}
+
+/* Does a failed commit leave the lease held? Only when the daemon refused
+ * the request before running anything: a statement the firewall refused,
+ * params that do not fit, a malformed request. */
+static bool
+tablelock_commit_refused(enum tablelock_code code)
+{
+	return code == TABLELOCK_ERR_STATEMENT_NOT_ALLOWED || code == TABLELOCK_ERR_BAD_PARAMS ||
+	       code == TABLELOCK_ERR_BAD_REQUEST;
+}
+
+/* Reads the oldest request's answer and applies it to the handle. Returns 0
+ * with the "ok":true answer in *response (when not NULL), or -1 with the
+ * error set; *req is the request it answered (kind PLAIN when none was
+ * sent). */
+static int
+tablelock_answer(struct tablelock *tl, json_t **response, struct tablelock_pending *req,
+                 int timeout_ms)
+{
+	int64_t deadline = tablelock_deadline(timeout_ms);
+	json_t *resp = NULL, *rid;
+	bool commits;
+	ssize_t i;
+
+	if (response != NULL)
+		*response = NULL;
+	free(tl->last_response);
+	tl->last_response = NULL;
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	if (tl->npending == 0)
+		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "no request awaits an answer");
+	if (tablelock_flush_out(tl, deadline, timeout_ms) != 0 && tl->nsent == 0) {
+		/* Nothing went out: the request is gone unanswered. */
+		req->kind = TABLELOCK_KIND_PLAIN;
+		return -1;
+	}
+	tablelock_pending_pop(tl, req);
+	commits = req->kind == TABLELOCK_KIND_COMMIT || req->kind == TABLELOCK_KIND_TRANSACT;
+
+	if (tl->error.code != TABLELOCK_OK ||
+	    tablelock_read(tl, deadline, timeout_ms, &resp) != 0) {
 		/* The lease went with the connection; an event explains more. */
+		if (tl->fd < 0 && tl->error.code == TABLELOCK_OK)
+			tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
+			               "the connection to tablelockd at %s was lost before this "
+			               "answer",
+			               tl->address);
 		if (tl->error.code == TABLELOCK_ERR_CLOSED &&
 		    (i = tablelock_event_find(tl, TABLELOCK_OK, 0)) >= 0) {
 			struct tablelock_event ev;
@@ -829,17 +959,41 @@ tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response, int 
 			tablelock_fail(tl, TABLELOCK_ERR_COMMIT_UNKNOWN, e,
 			               "whether the transaction committed is unknown: %.900s", why);
 		}
+		tl->lease = 0;
 		return -1;
 	}
 	/* An answer to a line the daemon could not parse has no id. */
 	rid = json_object_get(resp, "id");
-	if (rid != NULL && !(json_is_integer(rid) && json_integer_value(rid) == id)) {
+	if (rid != NULL && !(json_is_integer(rid) && json_integer_value(rid) == req->id)) {
 		json_decref(resp);
 		tablelock_shut(tl);
 		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
 		                      "tablelockd at %s answered another request", tl->address);
 	}
 	if (json_is_true(json_object_get(resp, "ok"))) {
+		switch (req->kind) {
+		case TABLELOCK_KIND_ACQUIRE: {
+			int64_t id = tablelock_get_int(resp, "lease", 0);
+			if (id <= 0) {
+				json_decref(resp);
+				return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+				                      "tablelockd granted a lease without an id");
+			}
+			tl->lease = (uint64_t)id;
+			tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", req->ttl_ms);
+			break;
+		}
+		case TABLELOCK_KIND_COMMIT:
+		case TABLELOCK_KIND_ROLLBACK:
+			tl->lease = 0;
+			break;
+		case TABLELOCK_KIND_RENEW:
+			tl->lease_ttl = tablelock_get_int(
+			    resp, "ttl_ms", req->ttl_ms >= 0 ? req->ttl_ms : tl->lease_ttl);
+			break;
+		default:
+			break;
+		}
 		if (response != NULL)
 			*response = resp;
 		else
@@ -859,7 +1013,7 @@ tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response, int 
 	case TABLELOCK_ERR_LEASE_EXPIRED:
 	case TABLELOCK_ERR_LEASE_LOST:
 	case TABLELOCK_ERR_LEASE_REVOKED:
-		/* The answer reports the ending; its event needs no second report. */
+		/* The answer reports the ending: its event needs no second report. */
 		if ((i = tablelock_event_find(tl, tl->error.code, 0)) >= 0) {
 			tl->error.lease = tl->events[i].lease;
 			tablelock_event_pop(tl, (size_t)i, NULL);
@@ -881,8 +1035,44 @@ tablelock_call_op(struct tablelock *tl, json_t *request, json_t **response, int 
 	default:
 		break;
 	}
+	/* A commit or rollback that fails ends the lease too, unless the
+	 * daemon refused the commit before running anything. */
+	if (req->kind == TABLELOCK_KIND_ROLLBACK ||
+	    (req->kind == TABLELOCK_KIND_COMMIT && !tablelock_commit_refused(tl->error.code)))
+		tl->lease = 0;
 	return -1;
 }
+
+/* A synchronous call: request (consumed) out, its answer in. */
+static int
+tablelock_call_kind(struct tablelock *tl, json_t *request, enum tablelock_kind kind,
+                    size_t nresults, int64_t ttl_ms, json_t **response, int timeout_ms)
+{
+	struct tablelock_pending req;
+
+	if (response != NULL)
+		*response = NULL;
+	if (request == NULL)
+		return -1; /* the builder said why */
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	if (tl->npending > 0) {
+		json_decref(request);
+		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
+		                      "%zu pipelined requests await tablelock_receive()",
+		                      tl->npending);
+	}
+	if (tablelock_enqueue(tl, request, kind, nresults, ttl_ms) != 0)
+		return -1;
+	return tablelock_answer(tl, response, &req, timeout_ms);
+}
+
+static int
+tablelock_call(struct tablelock *tl, json_t *request, json_t **response, int timeout_ms)
+{
+	return tablelock_call_kind(tl, request, TABLELOCK_KIND_PLAIN, 0, -1, response, timeout_ms);
+}
+
+/* ---------------------------------------------------------------- calls */
 
 static int64_t
 tablelock_get_int(const json_t *obj, const char *key, int64_t fallback)
@@ -1066,26 +1256,155 @@ tablelock_hello(struct tablelock *tl, const char *client, const char *token, int
 	return 0;
 }
 
+/* Adds "statements" to request (consumed; returned, or NULL with the
+ * error set). required: transact's, which must have at least one. */
+static json_t *
+tablelock_statements_json(struct tablelock *tl, json_t *request, const char *op,
+                          const struct tablelock_statement *statements, size_t nstatements,
+                          bool required)
+{
+	json_t *list;
+	char what[64];
+
+	if (request == NULL)
+		return NULL;
+	if (required && (statements == NULL || nstatements == 0)) {
+		json_decref(request);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: no statements", op);
+		return NULL;
+	}
+	if (nstatements == 0)
+		return request;
+	if (statements == NULL) {
+		json_decref(request);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu statements but no array", op,
+		               nstatements);
+		return NULL;
+	}
+	list = json_array();
+	for (size_t i = 0; i < nstatements; i++) {
+		const struct tablelock_statement *st = &statements[i];
+		json_t *one;
+
+		snprintf(what, sizeof(what), "%s statement %zu", op, i);
+		one = tablelock_statement_json(tl, st->sql, st->params, st->nparams, what);
+		if (one == NULL) {
+			tl->error.statement = (long)i;
+			json_decref(list);
+			json_decref(request);
+			return NULL;
+		}
+		json_array_append_new(list, one);
+	}
+	json_object_set_new(request, "statements", list);
+	return request;
+}
+
+/* The answer's "results" (exactly expected of them) into results[0 ..
+ * nresults), when results is not NULL; the slots past expected are set to
+ * NULL. On failure every slot is NULL. */
+static int
+tablelock_results_take(struct tablelock *tl, json_t *resp, size_t expected,
+                       struct tablelock_result **results, size_t nresults, const char *op)
+{
+	json_t *rs = json_object_get(resp, "results");
+	char why[256];
+
+	if (expected == 0)
+		return 0;
+	if (!json_is_array(rs) || json_array_size(rs) != expected)
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "tablelockd answered %s without %zu results", op, expected);
+	for (size_t i = 0; results != NULL && i < nresults && i < expected; i++) {
+		results[i] = tablelock_result_from_json(json_array_get(rs, i), why, sizeof(why));
+		if (results[i] == NULL) {
+			for (size_t j = 0; j < i; j++) {
+				tablelock_result_free(results[j]);
+				results[j] = NULL;
+			}
+			return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+			                      "tablelockd sent result %zu that makes no sense: %s",
+			                      i, why);
+		}
+	}
+	return 0;
+}
+
+static void
+tablelock_results_clear(struct tablelock_result **results, size_t nresults)
+{
+	for (size_t i = 0; results != NULL && i < nresults; i++)
+		results[i] = NULL;
+}
+
+/* The request of each op, for the synchronous call and the pipeline alike. */
+
+static json_t *
+tablelock_acquire_json(struct tablelock *tl, const struct tablelock_lock *lock,
+                       const struct tablelock_statement *statements, size_t nstatements)
+{
+	return tablelock_statements_json(tl, tablelock_lock_json("acquire", lock, tl), "acquire",
+	                                 statements, nstatements, false);
+}
+
+static json_t *
+tablelock_query_json(struct tablelock *tl, const char *sql, const struct tablelock_param *params,
+                     size_t nparams)
+{
+	json_t *req = tablelock_statement_json(tl, sql, params, nparams, "query");
+
+	if (req != NULL)
+		json_object_set_new(req, "op", json_string("query"));
+	return req;
+}
+
+static json_t *
+tablelock_commit_json(struct tablelock *tl, const struct tablelock_statement *statements,
+                      size_t nstatements)
+{
+	return tablelock_statements_json(tl, json_pack("{s:s}", "op", "commit"), "commit",
+	                                 statements, nstatements, false);
+}
+
+static json_t *
+tablelock_transact_json(struct tablelock *tl, const struct tablelock_lock *lock,
+                        const struct tablelock_statement *statements, size_t nstatements)
+{
+	return tablelock_statements_json(tl, tablelock_lock_json("transact", lock, tl), "transact",
+	                                 statements, nstatements, true);
+}
+
 int
 tablelock_acquire(struct tablelock *tl, const struct tablelock_lock *lock, uint64_t *lease,
                   int timeout_ms)
 {
+	return tablelock_acquire_with(tl, lock, NULL, 0, NULL, lease, timeout_ms);
+}
+
+int
+tablelock_acquire_with(struct tablelock *tl, const struct tablelock_lock *lock,
+                       const struct tablelock_statement *statements, size_t nstatements,
+                       struct tablelock_result **results, uint64_t *lease, int timeout_ms)
+{
 	json_t *resp;
-	int64_t id;
 
 	if (lease != NULL)
 		*lease = 0;
-	if (tablelock_call(tl, tablelock_lock_json("acquire", lock, tl), &resp, timeout_ms) != 0)
+	tablelock_results_clear(results, nstatements);
+	if (tablelock_call_kind(tl, tablelock_acquire_json(tl, lock, statements, nstatements),
+	                        TABLELOCK_KIND_ACQUIRE, nstatements,
+	                        lock != NULL ? lock->ttl_ms : -1, &resp, timeout_ms) != 0)
 		return -1;
-	id = tablelock_get_int(resp, "lease", 0);
-	tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", lock->ttl_ms);
+	if (tablelock_results_take(tl, resp, nstatements, results, nstatements, "acquire") != 0) {
+		/* Held, but the caller cannot see what its statements did:
+		 * give the lease back rather than leave it unknown. */
+		json_decref(resp);
+		tablelock_shut(tl);
+		return -1;
+	}
 	json_decref(resp);
-	if (id <= 0)
-		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-		                      "tablelockd granted a lease without an id");
-	tl->lease = (uint64_t)id;
 	if (lease != NULL)
-		*lease = (uint64_t)id;
+		*lease = tl->lease;
 	return 0;
 }
 
@@ -1093,15 +1412,13 @@ int
 tablelock_query(struct tablelock *tl, const char *sql, const struct tablelock_param *params,
                 size_t nparams, struct tablelock_result **result, int timeout_ms)
 {
-	json_t *req, *resp;
+	json_t *resp;
 	char why[256];
 
 	if (result != NULL)
 		*result = NULL;
-	req = tablelock_statement_json(tl, sql, params, nparams, "query");
-	if (req != NULL)
-		json_object_set_new(req, "op", json_string("query"));
-	if (tablelock_call(tl, req, &resp, timeout_ms) != 0)
+	if (tablelock_call_kind(tl, tablelock_query_json(tl, sql, params, nparams),
+	                        TABLELOCK_KIND_QUERY, 1, -1, &resp, timeout_ms) != 0)
 		return -1;
 	if (result != NULL) {
 		*result = tablelock_result_from_json(resp, why, sizeof(why));
@@ -1116,44 +1433,44 @@ tablelock_query(struct tablelock *tl, const char *sql, const struct tablelock_pa
 	return 0;
 }
 
-/* commit and rollback: the lease ends whatever the answer. */
-static int
-tablelock_end(struct tablelock *tl, const char *op, int timeout_ms)
-{
-	json_t *req = json_pack("{s:s}", "op", op);
-	int rc = strcmp(op, "commit") == 0 ? tablelock_call_commit(tl, req, NULL, timeout_ms)
-	                                   : tablelock_call(tl, req, NULL, timeout_ms);
-
-	/* Committed, refused (the daemon then rolls back), reported as
-	 * ended by an event, or gone with the connection. */
-	tl->lease = 0;
-	return rc;
-}
-
 int
 tablelock_commit(struct tablelock *tl, int timeout_ms)
 {
-	return tablelock_end(tl, "commit", timeout_ms);
+	return tablelock_commit_with(tl, NULL, 0, NULL, timeout_ms);
+}
+
+int
+tablelock_commit_with(struct tablelock *tl, const struct tablelock_statement *statements,
+                      size_t nstatements, struct tablelock_result **results, int timeout_ms)
+{
+	json_t *resp;
+	int rc;
+
+	tablelock_results_clear(results, nstatements);
+	if (tablelock_call_kind(tl, tablelock_commit_json(tl, statements, nstatements),
+	                        TABLELOCK_KIND_COMMIT, nstatements, -1, &resp, timeout_ms) != 0)
+		return -1;
+	/* Committed: a bad results list cannot undo that, but says so. */
+	rc = tablelock_results_take(tl, resp, nstatements, results, nstatements, "commit");
+	json_decref(resp);
+	return rc;
 }
 
 int
 tablelock_rollback(struct tablelock *tl, int timeout_ms)
 {
-	return tablelock_end(tl, "rollback", timeout_ms);
+	return tablelock_call_kind(tl, json_pack("{s:s}", "op", "rollback"),
+	                           TABLELOCK_KIND_ROLLBACK, 0, -1, NULL, timeout_ms);
 }
 
 int
 tablelock_renew(struct tablelock *tl, int64_t ttl_ms, int timeout_ms)
 {
-	json_t *req = json_pack("{s:s}", "op", "renew"), *resp;
+	json_t *req = json_pack("{s:s}", "op", "renew");
 
 	if (ttl_ms >= 0)
 		json_object_set_new(req, "ttl_ms", json_integer(ttl_ms));
-	if (tablelock_call(tl, req, &resp, timeout_ms) != 0)
-		return -1;
-	tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", ttl_ms >= 0 ? ttl_ms : tl->lease_ttl);
-	json_decref(resp);
-	return 0;
+	return tablelock_call_kind(tl, req, TABLELOCK_KIND_RENEW, 0, ttl_ms, NULL, timeout_ms);
 }
 
 int
@@ -1161,64 +1478,117 @@ tablelock_transact(struct tablelock *tl, const struct tablelock_lock *lock,
                    const struct tablelock_statement *statements, size_t nstatements,
                    struct tablelock_result **results, uint64_t *lease, int timeout_ms)
 {
-	json_t *req, *list, *resp, *rs;
-	char what[64], why[256];
+	json_t *resp;
 
 	if (lease != NULL)
 		*lease = 0;
-	for (size_t i = 0; results != NULL && i < nstatements; i++)
-		results[i] = NULL;
-	req = tablelock_lock_json("transact", lock, tl);
-	if (req != NULL && (statements == NULL || nstatements == 0)) {
-		json_decref(req);
-		req = NULL;
-		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "transact: no statements");
-	}
-	if (req != NULL) {
-		list = json_array();
-		for (size_t i = 0; i < nstatements; i++) {
-			const struct tablelock_statement *st = &statements[i];
-			json_t *one;
-
-			snprintf(what, sizeof(what), "transact statement %zu", i);
-			one = tablelock_statement_json(tl, st->sql, st->params, st->nparams, what);
-			if (one == NULL) {
-				json_decref(list);
-				json_decref(req);
-				req = NULL;
-				break;
-			}
-			json_array_append_new(list, one);
-		}
-		if (req != NULL)
-			json_object_set_new(req, "statements", list);
-	}
-	if (tablelock_call_commit(tl, req, &resp, timeout_ms) != 0)
+	tablelock_results_clear(results, nstatements);
+	if (tablelock_call_kind(tl, tablelock_transact_json(tl, lock, statements, nstatements),
+	                        TABLELOCK_KIND_TRANSACT, nstatements, -1, &resp, timeout_ms) != 0)
 		return -1;
-	rs = json_object_get(resp, "results");
-	if (!json_is_array(rs) || json_array_size(rs) != nstatements) {
+	if (tablelock_results_take(tl, resp, nstatements, results, nstatements, "transact") != 0) {
 		json_decref(resp);
-		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-		                      "tablelockd answered transact without %zu results",
-		                      nstatements);
-	}
-	for (size_t i = 0; results != NULL && i < nstatements; i++) {
-		results[i] = tablelock_result_from_json(json_array_get(rs, i), why, sizeof(why));
-		if (results[i] == NULL) {
-			for (size_t j = 0; j < i; j++) {
-				tablelock_result_free(results[j]);
-				results[j] = NULL;
-			}
-			json_decref(resp);
-			return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-			                      "tablelockd sent result %zu that makes no sense: %s",
-			                      i, why);
-		}
+		return -1;
 	}
 	if (lease != NULL)
 		*lease = (uint64_t)tablelock_get_int(resp, "lease", 0);
 	json_decref(resp);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- pipeline */
+
+/* Each queue call clears the error before building its request, whose
+ * builder says why when it fails; tablelock_enqueue() then writes nothing,
+ * so a closed connection is reported by the flush, in order. */
+
+int
+tablelock_queue_acquire(struct tablelock *tl, const struct tablelock_lock *lock,
+                        const struct tablelock_statement *statements, size_t nstatements)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_enqueue(tl, tablelock_acquire_json(tl, lock, statements, nstatements),
+	                         TABLELOCK_KIND_ACQUIRE, nstatements,
+	                         lock != NULL ? lock->ttl_ms : -1);
+}
+
+int
+tablelock_queue_query(struct tablelock *tl, const char *sql, const struct tablelock_param *params,
+                      size_t nparams)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_enqueue(tl, tablelock_query_json(tl, sql, params, nparams),
+	                         TABLELOCK_KIND_QUERY, 1, -1);
+}
+
+int
+tablelock_queue_commit(struct tablelock *tl, const struct tablelock_statement *statements,
+                       size_t nstatements)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_enqueue(tl, tablelock_commit_json(tl, statements, nstatements),
+	                         TABLELOCK_KIND_COMMIT, nstatements, -1);
+}
+
+int
+tablelock_queue_rollback(struct tablelock *tl)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_enqueue(tl, json_pack("{s:s}", "op", "rollback"), TABLELOCK_KIND_ROLLBACK,
+	                         0, -1);
+}
+
+int
+tablelock_queue_transact(struct tablelock *tl, const struct tablelock_lock *lock,
+                         const struct tablelock_statement *statements, size_t nstatements)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_enqueue(tl, tablelock_transact_json(tl, lock, statements, nstatements),
+	                         TABLELOCK_KIND_TRANSACT, nstatements, -1);
+}
+
+size_t
+tablelock_pending(const struct tablelock *tl)
+{
+	return tl->npending;
+}
+
+int
+tablelock_flush(struct tablelock *tl, int timeout_ms)
+{
+	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
+	return tablelock_flush_out(tl, tablelock_deadline(timeout_ms), timeout_ms);
+}
+
+int
+tablelock_receive(struct tablelock *tl, struct tablelock_result **results, size_t nresults,
+                  uint64_t *lease, int timeout_ms)
+{
+	struct tablelock_pending req;
+	json_t *resp;
+	char why[256];
+	int rc = 0;
+
+	if (lease != NULL)
+		*lease = 0;
+	tablelock_results_clear(results, nresults);
+	if (tablelock_answer(tl, &resp, &req, timeout_ms) != 0)
+		return -1;
+	if (req.kind == TABLELOCK_KIND_QUERY) {
+		if (results != NULL && nresults > 0) {
+			results[0] = tablelock_result_from_json(resp, why, sizeof(why));
+			if (results[0] == NULL)
+				rc = tablelock_fail(
+				    tl, TABLELOCK_ERR_PROTOCOL, 0,
+				    "tablelockd sent a result that makes no sense: %s", why);
+		}
+	} else {
+		rc = tablelock_results_take(tl, resp, req.nresults, results, nresults, "request");
+	}
+	if (rc == 0 && lease != NULL)
+		*lease = (uint64_t)tablelock_get_int(resp, "lease", 0);
+	json_decref(resp);
+	return rc;
 }
 
 int

@@ -33,6 +33,12 @@
  * event as its error (code TABLELOCK_ERR_LEASE_EXPIRED, …, and .lease set),
  * without sending anything. tablelock_poll() reports them without making a
  * request, for callers that wait for input with the lease held.
+ *
+ * Round trips: acquire and commit may carry statements (the _with calls),
+ * run in the same MySQL round trip as LOCK TABLES or as the commit, so a
+ * read, decide, write cycle costs two requests. Requests may also be
+ * pipelined (tablelock_queue_*, then tablelock_receive: see there), so
+ * that several cost one write and one wait.
  */
 
 #include <stdbool.h>
@@ -97,7 +103,8 @@ struct tablelock_error {
 	char message[1024];
 	unsigned int mysql_errno; /* 0 unless a MySQL error */
 	char sqlstate[6];         /* "" unless a MySQL error */
-	long statement;           /* transact: index of the failing statement; else -1 */
+	long statement;           /* statements of acquire, commit, transact: the failing
+	                             one's index (also for a usage error); else -1 */
 	uint64_t lease;           /* for lease_expired, _lost, _revoked: the lease; else 0 */
 	int sys_errno;            /* for CONNECT, CLOSED, TIMEOUT: the errno, if any; else 0 */
 };
@@ -214,7 +221,7 @@ tablelock_str(const char *s)
 	return tablelock_strn(s, strlen(s));
 }
 
-/* One statement of a transact. */
+/* One statement of a transact, or of an acquire or commit (_with). */
 struct tablelock_statement {
 	const char *sql;
 	const struct tablelock_param *params;
@@ -299,9 +306,92 @@ int tablelock_renew(struct tablelock *tl, int64_t ttl_ms, int timeout_ms);
 int tablelock_transact(struct tablelock *tl, const struct tablelock_lock *lock,
                        const struct tablelock_statement *statements, size_t nstatements,
                        struct tablelock_result **results, uint64_t *lease, int timeout_ms);
+/* acquire, then the statements in order, in the same MySQL round trip as
+ * LOCK TABLES; the lease stays held (commit or roll back as usual).
+ * results, when not NULL, has room for nstatements pointers and gets one
+ * new result each (free them); all NULL on failure. A result the daemon
+ * would not send (over max_rows or max_result_bytes) is a result whose
+ * tablelock_result_error() says so; the statement did run.
+ * If a statement fails (MySQL error, statement_timeout, …) nothing is held:
+ * everything is rolled back and unlocked, and
+ * tablelock_last_error()->statement is its index. A statement refused by
+ * the firewall (or bad params) is refused before anything is locked, with
+ * its index too. nstatements 0 is tablelock_acquire(). */
+int tablelock_acquire_with(struct tablelock *tl, const struct tablelock_lock *lock,
+                           const struct tablelock_statement *statements, size_t nstatements,
+                           struct tablelock_result **results, uint64_t *lease, int timeout_ms);
+/* The statements in order, then the commit and unlock, in one round trip.
+ * results as for tablelock_acquire_with. On success the lease is over and
+ * everything is committed. If a statement fails, everything is rolled back
+ * and the lease is over; .statement is its index. If the daemon refuses a
+ * statement before running anything (TABLELOCK_ERR_STATEMENT_NOT_ALLOWED,
+ * _BAD_PARAMS, _BAD_REQUEST; or the library's USAGE), nothing ran and the
+ * lease is still held: fix it and commit again, or roll back. Check with
+ * tablelock_lease(). Commit's unknown outcomes apply as for
+ * tablelock_commit(). nstatements 0 is tablelock_commit(). */
+int tablelock_commit_with(struct tablelock *tl, const struct tablelock_statement *statements,
+                          size_t nstatements, struct tablelock_result **results, int timeout_ms);
+
 /* Ends another connection's lease (rolled back; its holder gets
  * lease_revoked). Needs the admin right, else TABLELOCK_ERR_FORBIDDEN. */
 int tablelock_revoke(struct tablelock *tl, uint64_t lease, int timeout_ms);
+
+/* Pipelining: requests queued now, written together, answered in order.
+ *
+ *   tablelock_queue_acquire(tl, &lock, reads, 2);
+ *   tablelock_queue_commit(tl, writes, 1);
+ *   tablelock_receive(tl, read_results, 2, &lease, 5000);   (the acquire's)
+ *   tablelock_receive(tl, NULL, 0, NULL, 5000);             (the commit's)
+ *
+ * Contract:
+ * - A queue call only encodes the request (its arguments may be freed at
+ *   once) and returns -1 only for a usage error, which queues nothing.
+ *   Nothing is written until tablelock_flush() or tablelock_receive().
+ * - The daemon handles the requests strictly in order, each as if the
+ *   previous one had fully completed, and answers in order: each
+ *   tablelock_receive() returns the answer to the oldest request not yet
+ *   received, as 0 or -1 exactly as the synchronous call would have
+ *   (tablelock_last_error(), lease, TTL and events alike). A request that
+ *   fails does not stop the ones behind it: an acquire that times out
+ *   makes the queries and commit queued after it fail with no_lease.
+ * - results (room for nresults pointers, may be NULL) gets the answer's
+ *   results: one per statement of an acquire, commit or transact, one for
+ *   a query, none for a rollback; the rest of the slots are NULL. *lease
+ *   (when not NULL) is the lease the answer names: granted (acquire),
+ *   ended (commit, rollback), used (transact); else 0.
+ * - Events, as for synchronous calls: when nothing is in flight, a
+ *   lease-ending event that arrived since the last answer is reported by
+ *   the flush (or the first receive) instead of writing anything, and the
+ *   queued requests are dropped unanswered (tablelock_pending() is 0).
+ *   Events arriving between answers explain a later no_lease answer.
+ * - When the connection fails or a timeout closes it, each request still
+ *   pending gets its own failure from tablelock_receive(): CLOSED (or
+ *   TIMEOUT for the one waited on), and COMMIT_UNKNOWN for a commit or
+ *   transact that may have been written.
+ * - While answers are pending, synchronous calls and tablelock_poll()
+ *   fail with TABLELOCK_ERR_USAGE and send nothing: receive them first.
+ * - Read answers promptly: the daemon closes a connection that leaves more
+ *   than its max_output_bytes unread. */
+int tablelock_queue_acquire(struct tablelock *tl, const struct tablelock_lock *lock,
+                            const struct tablelock_statement *statements, size_t nstatements);
+int tablelock_queue_query(struct tablelock *tl, const char *sql,
+                          const struct tablelock_param *params, size_t nparams);
+int tablelock_queue_commit(struct tablelock *tl, const struct tablelock_statement *statements,
+                           size_t nstatements);
+int tablelock_queue_rollback(struct tablelock *tl);
+int tablelock_queue_transact(struct tablelock *tl, const struct tablelock_lock *lock,
+                             const struct tablelock_statement *statements, size_t nstatements);
+/* Writes every queued request now (one write when the socket takes it),
+ * reading what the daemon answers meanwhile. Optional: tablelock_receive()
+ * flushes too. */
+int tablelock_flush(struct tablelock *tl, int timeout_ms);
+/* The answer to the oldest pending request (see the contract above);
+ * TABLELOCK_ERR_USAGE when none is pending. timeout_ms bounds this one
+ * answer: give it more than the request's wait_ms. */
+int tablelock_receive(struct tablelock *tl, struct tablelock_result **results, size_t nresults,
+                      uint64_t *lease, int timeout_ms);
+/* Requests queued or written whose answers are not received yet. */
+size_t tablelock_pending(const struct tablelock *tl);
 
 /* A query result. Rows and columns count from 0; an index out of range
  * reads as NULL. */
@@ -326,6 +416,10 @@ int tablelock_result_double(const struct tablelock_result *r, size_t row, size_t
 uint64_t tablelock_result_affected_rows(const struct tablelock_result *r);
 uint64_t tablelock_result_insert_id(const struct tablelock_result *r);
 unsigned int tablelock_result_warnings(const struct tablelock_result *r);
+/* NULL for a result; for a results[] entry the daemon could not send (the
+ * statement ran, its result was over max_rows or max_result_bytes), the
+ * error (TABLELOCK_ERR_RESULT_TOO_LARGE), and the result has no rows. */
+const struct tablelock_error *tablelock_result_error(const struct tablelock_result *r);
 void tablelock_result_free(struct tablelock_result *r);
 
 /* The daemon's status: every lease (held and waiting), the pool, totals.

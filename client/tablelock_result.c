@@ -28,6 +28,7 @@ struct tablelock_result {
 	uint64_t affected_rows;
 	uint64_t insert_id;
 	unsigned int warnings;
+	struct tablelock_error *error; /* a results[] entry the daemon could not send */
 };
 
 static int result_base64_value(int c);
@@ -164,6 +165,13 @@ tablelock_result_from_json(const json_t *obj, char *why, size_t whysize)
 		snprintf(why, whysize, "a result is not an object");
 		goto fail;
 	}
+	if (json_object_get(obj, "error") != NULL) {
+		/* The statement ran, but its result was over the daemon's
+		 * limits (result_too_large): no rows, only why. */
+		r->error = xcalloc(1, sizeof(*r->error));
+		tablelock_error_from_response(r->error, obj);
+		return r;
+	}
 	r->affected_rows = (uint64_t)result_int(obj, "affected_rows");
 	r->insert_id = (uint64_t)result_int(obj, "insert_id");
 	r->warnings = (unsigned int)result_int(obj, "warnings");
@@ -225,6 +233,7 @@ tablelock_result_free(struct tablelock_result *r)
 	}
 	for (size_t i = 0; r->cells != NULL && i < r->nrows * r->ncolumns; i++)
 		free(r->cells[i].text);
+	free(r->error);
 	free(r->names);
 	free(r->types);
 	free(r->cells);
@@ -392,6 +401,12 @@ unsigned int
 tablelock_result_warnings(const struct tablelock_result *r)
 {
 	return r != NULL ? r->warnings : 0;
+}
+
+const struct tablelock_error *
+tablelock_result_error(const struct tablelock_result *r)
+{
+	return r != NULL ? r->error : NULL;
 }
 
 /* ---------------------------------------------------------------- status */

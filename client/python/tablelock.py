@@ -16,10 +16,28 @@ Tables are names ("t", "db.t"), Django model classes (their _meta.db_table is
 used; Django itself is never imported), or (table, alias) pairs. Statements
 take '?' placeholders, bound by the daemon (never spliced into the SQL).
 
+Statements may ride on the acquire and on the commit, in the same MySQL
+round trip as LOCK TABLES or the commit, so a read, decide, write cycle
+costs two requests:
+
+    with client.lock(write=[Choice], statements=[
+            ("SELECT votes FROM polls_choice WHERE id = ?", [7])]) as lease:
+        votes = lease.results[0].scalar()
+        lease.commit(statements=[
+            ("UPDATE polls_choice SET votes = ? WHERE id = ?", [votes + 1, 7])])
+
+and requests may be pipelined (written together, answered in order):
+
+    with client.pipeline() as p:
+        for i in ids:
+            p.transact([("UPDATE t SET n = n + 1 WHERE id = ?", [i])], write=["t"])
+    p.answers   # one per request, in order
+
 Errors are TablelockError (or a subclass) with .code from the protocol's
 list ("lock_timeout", "mysql", …) or this module's own ("connect",
 "timeout", "closed", "protocol"), plus .mysql_errno and .sqlstate for MySQL
-errors. When the daemon ends a lease on its own (lease_expired, lease_lost,
+errors, and .statement, the index of the failing statement of a request
+that carries several. When the daemon ends a lease on its own (lease_expired, lease_lost,
 lease_revoked), the next call on the Client raises that as its error; poll()
 reports it without a request.
 
@@ -37,7 +55,7 @@ import socket
 import time
 
 __all__ = [
-    "Client", "Lease", "Result", "TablelockError", "ConnectError", "TablelockTimeout",
+    "Client", "Lease", "Pipeline", "Result", "TablelockError", "ConnectError", "TablelockTimeout",
     "MySQLError", "LockTimeoutError", "LeaseEndedError", "CommitUnknownError",
     "DEFAULT_SOCKET", "PROTOCOL",
 ]
@@ -59,8 +77,9 @@ class TablelockError(Exception):
     code: the protocol's code ("lock_timeout", "mysql", "no_lease", …) or
     this module's ("connect", "timeout", "closed", "protocol", "usage").
     mysql_errno, sqlstate: for code "mysql" (else None). statement: for
-    transact, the index of the failing statement (else None). lease: for
-    the lease_* codes, the lease that ended (else None)."""
+    a request with statements (transact, acquire, commit), the index of the
+    failing one (else None). lease: for the lease_* codes, the lease that
+    ended (else None)."""
 
     def __init__(self, code, message, mysql_errno=None, sqlstate=None, statement=None,
                  lease=None):
@@ -104,6 +123,9 @@ class CommitUnknownError(TablelockError):
     """The connection died during COMMIT: whether it committed is unknown."""
 
 
+# A commit refused with these ran nothing: the lease is still held.
+_COMMIT_REFUSED = ("statement_not_allowed", "bad_params", "bad_request", "usage")
+
 _ERROR_CLASSES = {
     "connect": ConnectError,
     "closed": ConnectError,
@@ -121,6 +143,15 @@ def _error(code, message, **fields):
     return _ERROR_CLASSES.get(code, TablelockError)(code, message, **fields)
 
 
+def _response_error(resp):
+    """The error of an answer ({"ok":false,"error":{…},"statement":i}), or of
+    a results[] entry of the same shape."""
+    err = resp.get("error") or {}
+    code = err.get("code", "protocol")
+    return _error(code, err.get("message", code), mysql_errno=err.get("mysql_errno"),
+                  sqlstate=err.get("sqlstate"), statement=resp.get("statement"))
+
+
 # ---------------------------------------------------------------- results
 
 class Result:
@@ -130,9 +161,15 @@ class Result:
     rows: a list of tuples. Values are Python values: int, float, str,
     bytes (binary columns), decimal.Decimal (DECIMAL), None (NULL); dates
     and times are strings as MySQL prints them. affected_rows, insert_id,
-    warnings are always set."""
+    warnings are always set.
+
+    error: None, or, for a statement that ran but whose result was over
+    the daemon's limits (max_rows, max_result_bytes), the TablelockError
+    ("result_too_large") that one(), scalar() and dicts() raise; rows is
+    then empty."""
 
     def __init__(self, obj):
+        self.error = _response_error(obj) if "error" in obj else None
         cols = obj.get("columns") or []
         self.columns = [c.get("name") for c in cols]
         self.types = [c.get("type") for c in cols]
@@ -154,10 +191,14 @@ class Result:
 
     def dicts(self):
         """The rows as dicts keyed by column name."""
+        if self.error is not None:
+            raise self.error
         return [dict(zip(self.columns, row)) for row in self.rows]
 
     def one(self):
         """The only row, or None when there is none; more than one is an error."""
+        if self.error is not None:
+            raise self.error
         if len(self.rows) > 1:
             raise TablelockError("usage", "expected at most one row, got %d" % len(self.rows))
         return self.rows[0] if self.rows else None
@@ -168,6 +209,8 @@ class Result:
         return row[0] if row is not None else None
 
     def __repr__(self):
+        if self.error is not None:
+            return "<Result error: %s>" % self.error.code
         if self.columns:
             return "<Result %d rows: %s>" % (len(self.rows), ", ".join(self.columns))
         return "<Result %d affected>" % self.affected_rows
@@ -255,15 +298,32 @@ def _statement(sql, params=()):
     return st
 
 
+def _statements(statements, op):
+    """SQL strings or (sql, params) pairs into the wire's list. A usage
+    error names the statement's index, as the daemon's errors do."""
+    if isinstance(statements, str):
+        raise TablelockError("usage", "%s: statements is a list of SQL strings or (sql, params) "
+                             "pairs, not one string" % op)
+    out = []
+    for i, st in enumerate(statements):
+        try:
+            out.append(_statement(st) if isinstance(st, str) else _statement(*st))
+        except TablelockError as e:
+            e.statement = i
+            raise
+    return out
+
+
 # ---------------------------------------------------------------- client
 
 class Lease:
     """A lease held by a Client: run statements, then commit or roll back."""
 
-    def __init__(self, client, lease_id, ttl_ms):
+    def __init__(self, client, lease_id, ttl_ms, results=()):
         self.client = client
         self.id = lease_id
         self.ttl_ms = ttl_ms
+        self.results = list(results)  # of the statements sent with the acquire
         self.ended = False  # committed or rolled back through this object
 
     @property
@@ -278,9 +338,14 @@ class Lease:
         self.ttl_ms = self.client.renew(ttl_ms)
         return self.ttl_ms
 
-    def commit(self):
-        self.ended = True
-        self.client.commit()
+    def commit(self, statements=None):
+        """Runs statements (if any), then commits; returns their Results. A
+        statement the daemon refuses before running anything leaves the
+        lease held (and this block's rollback to come)."""
+        try:
+            return self.client.commit(statements)
+        finally:
+            self.ended = not self.active
 
     def rollback(self):
         self.ended = True
@@ -291,14 +356,15 @@ class Lease:
 
 
 class _LockContext:
-    def __init__(self, client, read, write, wait_ms, ttl_ms):
+    def __init__(self, client, read, write, wait_ms, ttl_ms, statements):
         self.client = client
-        self.args = (read, write, wait_ms, ttl_ms)
+        self.args = (read, write, wait_ms, ttl_ms, statements)
         self.lease = None
 
     def __enter__(self):
-        read, write, wait_ms, ttl_ms = self.args
-        self.lease = self.client.acquire(read=read, write=write, wait_ms=wait_ms, ttl_ms=ttl_ms)
+        read, write, wait_ms, ttl_ms, statements = self.args
+        self.lease = self.client.acquire(read=read, write=write, wait_ms=wait_ms, ttl_ms=ttl_ms,
+                                         statements=statements)
         return self.lease
 
     def __exit__(self, exc_type, exc, tb):
@@ -492,8 +558,12 @@ class Client:
             ev.get("lease"), what, " (%s)" % reason if reason else "")
         return _error(ev["event"], message, lease=ev.get("lease"))
 
-    def _call(self, request, timeout=None, commits=False):
-        """Sends request and returns its successful response; raises otherwise."""
+    # -- requests: every one, alone or pipelined, goes _send, then _answer
+
+    def _before_send(self):
+        """With nothing in flight: a lease-ending event that came in since the
+        last answer is raised instead of sending anything, as is a closed
+        connection."""
         if self._sock is not None and not self._events:
             self._drain()
         while self._events:
@@ -504,30 +574,63 @@ class Client:
         if self._sock is None:
             raise _error("closed", "the connection to tablelockd at %s is closed; make a new "
                          "Client" % self.address)
-        timeout = self.timeout if timeout is None else timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        request = dict(request, id=self._next_id)
-        self._next_id += 1
-        data = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-        try:
-            self._sock.setblocking(True)
-            self._sock.settimeout(timeout)
-            self._sock.sendall(data)
-        except socket.timeout:
-            self._shut()
-            raise _error("timeout", "tablelockd at %s took no request within %ss; the "
-                         "connection was closed" % (self.address, timeout))
-        except OSError as e:
-            self._shut()
-            raise _error("closed", "connection to tablelockd at %s failed: %s" % (self.address, e))
-        finally:
-            if self._sock is not None:
-                self._sock.setblocking(False)
 
-        before = len(self._events)
+    def _send(self, requests, timeout):
+        """Numbers the requests and writes them all. While the socket takes no
+        more, what the daemon answers meanwhile is read into the buffer: a
+        long pipeline must not fill the daemon's output (it closes a client
+        that leaves max_output_bytes unread). timeout: the longest time
+        without progress. Raises ("timeout", "closed") with the connection
+        shut."""
+        chunks = []
+        for request in requests:
+            request["id"] = self._next_id
+            self._next_id += 1
+            chunks.append(json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+                          + b"\n")
+        data = memoryview(b"".join(chunks))
+        reading = True
+        while data:
+            try:
+                n = self._sock.send(data)
+                data = data[n:]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                self._shut()
+                raise _error("closed", "connection to tablelockd at %s failed: %s"
+                             % (self.address, e))
+            readable, writable, _ = select.select([self._sock] if reading else [],
+                                                  [self._sock], [], timeout)
+            if not readable and not writable:
+                self._shut()
+                raise _error("timeout", "tablelockd at %s took no request within %ss; the "
+                             "connection was closed (a lease it held is rolled back)"
+                             % (self.address, timeout))
+            if readable:
+                try:
+                    chunk = self._sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    self._shut()
+                    raise _error("closed", "connection to tablelockd at %s failed: %s"
+                                 % (self.address, e))
+                if chunk:
+                    self._buf += chunk
+                else:
+                    reading = False  # closed: the next send says so
+
+    def _answer(self, request, timeout, commits):
+        """The answer to request, the oldest one in flight: its successful
+        response, or raises its error. What the answer does to the Client's
+        lease and events is done here, for every request alike."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             resp = self._message(deadline)
         except ConnectError as e:
+            self._lease = None
             if self._events:
                 raise self._event_error(self._events.pop(0))
             if commits:
@@ -544,12 +647,13 @@ class Client:
         if "id" in resp and resp["id"] != request["id"]:
             self._shut()
             raise _error("protocol", "tablelockd answered another request")
+        op = request.get("op")
         if resp.get("ok") is True:
+            if op in ("commit", "rollback"):
+                self._lease = None
             return resp
-        err = resp.get("error") or {}
-        code = err.get("code", "protocol")
-        exc = _error(code, err.get("message", code), mysql_errno=err.get("mysql_errno"),
-                     sqlstate=err.get("sqlstate"), statement=resp.get("statement"))
+        exc = _response_error(resp)
+        code = exc.code
         if code in _LEASE_EVENTS:
             # The answer reports the ending: its event needs no second report.
             for i, ev in enumerate(self._events):
@@ -559,12 +663,55 @@ class Client:
                     break
             self._lease = None
         elif code == "no_lease":
-            if len(self._events) > before:
-                exc = self._event_error(self._events.pop(before))
+            # The lease ended while the request was on its way: say how.
+            if self._events:
+                exc = self._event_error(self._events.pop(0))
             self._lease = None
         elif code == "commit_unknown":
             self._lease = None
+        if op == "rollback" or (op == "commit" and code not in _COMMIT_REFUSED):
+            self._lease = None
         raise exc
+
+    def _call(self, request, timeout=None, commits=False):
+        """Sends request and returns its successful response; raises otherwise."""
+        timeout = self.timeout if timeout is None else timeout
+        self._before_send()
+        try:
+            self._send([request], timeout)
+        except TablelockError as e:
+            self._lease = None
+            if commits:
+                raise _error("commit_unknown", "whether the transaction committed is unknown: "
+                             "%s" % e.message)
+            raise
+        return self._answer(request, timeout, commits)
+
+    def _pipeline(self, items):
+        """items: (request, timeout, commits, finish) in order. Writes every
+        request, then reads every answer; returns one per item: finish(response),
+        or the TablelockError it failed with."""
+        self._before_send()
+        timeouts = [t for _, t, _, _ in items]
+        stall = None if None in timeouts else max(timeouts)
+        sent_error = None
+        try:
+            self._send([req for req, _, _, _ in items], stall)
+        except TablelockError as e:
+            self._lease = None
+            sent_error = e
+        answers = []
+        for request, timeout, commits, finish in items:
+            try:
+                if sent_error is not None:
+                    if commits:
+                        raise _error("commit_unknown", "whether the transaction committed is "
+                                     "unknown: %s" % sent_error.message)
+                    raise _error(sent_error.code, sent_error.message)
+                answers.append(finish(self._answer(request, timeout, commits)))
+            except TablelockError as e:
+                answers.append(e)
+        return answers
 
     # -- operations
 
@@ -587,32 +734,83 @@ class Client:
             return None
         return self.timeout + (wait_ms / 1000.0 if wait_ms is not None else 600.0)
 
-    def acquire(self, read=(), write=(), wait_ms=None, ttl_ms=None):
-        """Takes a lease on the tables; returns a Lease. wait_ms 0 tries once."""
-        resp = self._call(_lock_request("acquire", read, write, wait_ms, ttl_ms),
-                          timeout=self._lock_timeout(wait_ms))
-        self._lease = resp["lease"]
-        self._ttl_ms = resp.get("ttl_ms", ttl_ms)
-        return Lease(self, self._lease, self._ttl_ms)
+    # Each op is built once, as (request, timeout, commits, finish), for the
+    # call and for the pipeline alike; finish turns the response into the
+    # op's value.
 
-    def lock(self, read=(), write=(), wait_ms=None, ttl_ms=None):
-        """A context manager: the lease is taken on entry, committed when the
-        block ends normally and rolled back when it raises."""
-        return _LockContext(self, read, write, wait_ms, ttl_ms)
+    def _op_acquire(self, read, write, wait_ms, ttl_ms, statements):
+        req = _lock_request("acquire", read, write, wait_ms, ttl_ms)
+        if statements:
+            req["statements"] = _statements(statements, "acquire")
+
+        def finish(resp):
+            self._lease = resp["lease"]
+            self._ttl_ms = resp.get("ttl_ms", ttl_ms)
+            return Lease(self, self._lease, self._ttl_ms,
+                         [Result(r) for r in resp.get("results", [])])
+        return req, self._lock_timeout(wait_ms), False, finish
+
+    def _op_query(self, sql, params):
+        return {"op": "query", **_statement(sql, params)}, self.timeout, False, Result
+
+    def _op_commit(self, statements):
+        req = {"op": "commit"}
+        if statements:
+            req["statements"] = _statements(statements, "commit")
+        return req, self.timeout, True, lambda resp: [Result(r) for r in resp.get("results", [])]
+
+    def _op_rollback(self):
+        return {"op": "rollback"}, self.timeout, False, lambda resp: None
+
+    def _op_transact(self, statements, read, write, wait_ms, ttl_ms):
+        sts = _statements(statements, "transact")
+        if not sts:
+            raise TablelockError("usage", "transact: no statements")
+        req = _lock_request("transact", read, write, wait_ms, ttl_ms)
+        req["statements"] = sts
+
+        def finish(resp):
+            self.last_lease = resp.get("lease")
+            return [Result(r) for r in resp.get("results", [])]
+        return req, self._lock_timeout(wait_ms), True, finish
+
+    def _run(self, op):
+        request, timeout, commits, finish = op
+        return finish(self._call(request, timeout=timeout, commits=commits))
+
+    def acquire(self, read=(), write=(), wait_ms=None, ttl_ms=None, statements=None):
+        """Takes a lease on the tables; returns a Lease. wait_ms 0 tries once.
+
+        statements (SQL strings or (sql, params) pairs) run right after the
+        tables are locked, in the same round trip; their Results are the
+        Lease's .results and the lease stays held. If one fails, nothing is
+        held (all rolled back and unlocked) and the error's .statement is its
+        index; one the firewall refuses is refused before anything is locked."""
+        return self._run(self._op_acquire(read, write, wait_ms, ttl_ms, statements))
+
+    def lock(self, read=(), write=(), wait_ms=None, ttl_ms=None, statements=None):
+        """A context manager: the lease is taken on entry (with statements, as
+        for acquire: see the Lease's .results), committed when the block ends
+        normally and rolled back when it raises."""
+        return _LockContext(self, read, write, wait_ms, ttl_ms, statements)
 
     def query(self, sql, params=()):
         """Runs one statement under the lease; returns its Result."""
-        return Result(self._call({"op": "query", **_statement(sql, params)}))
+        return self._run(self._op_query(sql, params))
 
-    def commit(self):
-        try:
-            self._call({"op": "commit"}, commits=True)
-        finally:
-            self._lease = None
+    def commit(self, statements=None):
+        """Runs statements (SQL strings or (sql, params) pairs), then commits
+        and unlocks, in one round trip; returns their Results.
+
+        If a statement fails, everything is rolled back and the lease is over
+        (the error's .statement is its index). If the daemon refuses one
+        before running anything (statement_not_allowed, bad_params), nothing
+        ran and the lease is still held: commit again or roll back."""
+        return self._run(self._op_commit(statements))
 
     def rollback(self):
         try:
-            self._call({"op": "rollback"})
+            self._run(self._op_rollback())
         finally:
             self._lease = None
 
@@ -630,19 +828,12 @@ class Client:
         SQL strings or (sql, params) pairs. Returns a list of Results; the
         first failing statement rolls everything back (its index is the
         error's .statement)."""
-        sts = []
-        for st in statements:
-            if isinstance(st, str):
-                sts.append(_statement(st))
-            else:
-                sts.append(_statement(*st))
-        if not sts:
-            raise TablelockError("usage", "transact: no statements")
-        req = _lock_request("transact", read, write, wait_ms, ttl_ms)
-        req["statements"] = sts
-        resp = self._call(req, timeout=self._lock_timeout(wait_ms), commits=True)
-        self.last_lease = resp.get("lease")
-        return [Result(r) for r in resp.get("results", [])]
+        return self._run(self._op_transact(statements, read, write, wait_ms, ttl_ms))
+
+    def pipeline(self):
+        """A Pipeline: requests queued, then written together and answered in
+        order (see Pipeline)."""
+        return Pipeline(self)
 
     def status(self):
         """The daemon's status: {"leases": [...], "pool": {...}, "totals": {...}, …}."""
@@ -677,3 +868,79 @@ class Client:
         if self._sock is None:
             raise _error("closed", "the connection to tablelockd at %s is closed" % self.address)
         return None
+
+
+class Pipeline:
+    """Requests queued, then written in one go and answered in order.
+
+        with client.pipeline() as p:
+            p.acquire(write=["t1"], statements=["SELECT v FROM t1 WHERE id = 1"])
+            p.commit(statements=[("UPDATE t1 SET v = v + 1 WHERE id = ?", [1])])
+        lease, results = p.answers
+
+    acquire, query, commit, rollback and transact take the Client's
+    arguments and queue the request (a usage error raises at once and
+    queues nothing). execute() -- run on leaving the block, unless it
+    raised -- writes them all, reads every answer, and returns one per
+    request, as the Client's call would return it (a Lease, a Result, a
+    list of Results, None), also kept as .answers.
+
+    The daemon handles them strictly in order, each as if the previous one
+    had completed, so a request that fails does not stop the ones behind it
+    (a failed acquire makes the queries and the commit after it fail with
+    no_lease). The failures are in .answers, in place, as TablelockError
+    instances; execute(raise_on_error=True), the default, then raises the
+    first of them, after every answer is read, with .answers on it.
+
+    Events are handled as for a call: one that came in before is raised by
+    execute() instead of writing anything. A connection that fails makes
+    every request still unanswered fail too (commit_unknown for a commit or
+    transact that was written)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._ops = []
+        self.answers = None
+
+    def __len__(self):
+        return len(self._ops)
+
+    def acquire(self, read=(), write=(), wait_ms=None, ttl_ms=None, statements=None):
+        self._ops.append(self.client._op_acquire(read, write, wait_ms, ttl_ms, statements))
+        return self
+
+    def query(self, sql, params=()):
+        self._ops.append(self.client._op_query(sql, params))
+        return self
+
+    def commit(self, statements=None):
+        self._ops.append(self.client._op_commit(statements))
+        return self
+
+    def rollback(self):
+        self._ops.append(self.client._op_rollback())
+        return self
+
+    def transact(self, statements, read=(), write=(), wait_ms=None, ttl_ms=None):
+        self._ops.append(self.client._op_transact(statements, read, write, wait_ms, ttl_ms))
+        return self
+
+    def execute(self, raise_on_error=True):
+        ops, self._ops = self._ops, []
+        self.answers = self.client._pipeline(ops) if ops else []
+        if raise_on_error:
+            for answer in self.answers:
+                if isinstance(answer, TablelockError):
+                    answer.answers = self.answers
+                    raise answer
+        return self.answers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.execute()
+        else:
+            self._ops = []  # nothing was written
+        return False

@@ -28,6 +28,9 @@ static json_t *driver_ok(void);
 static bool driver_lock(const json_t *cmd, struct tablelock_lock *lock, struct buf *store);
 static struct tablelock_param *driver_params(const json_t *a, size_t *n);
 static json_t *driver_result(const struct tablelock_result *r);
+static struct tablelock_statement *driver_statements(const json_t *cmd, size_t *n);
+static void driver_statements_free(struct tablelock_statement *st, size_t n);
+static json_t *driver_results(struct tablelock_result **results, size_t n);
 
 static int
 driver_timeout(const json_t *cmd)
@@ -129,6 +132,47 @@ driver_params(const json_t *a, size_t *n)
 	return p;
 }
 
+/* "statements": [{"sql","params"}]: the params arrays are owned by the
+ * statements (driver_statements_free). */
+static struct tablelock_statement *
+driver_statements(const json_t *cmd, size_t *n)
+{
+	const json_t *list = json_object_get(cmd, "statements");
+	struct tablelock_statement *st;
+
+	*n = json_array_size(list);
+	st = xcalloc(*n ? *n : 1, sizeof(*st));
+	for (size_t i = 0; i < *n; i++) {
+		const json_t *s = json_array_get(list, i);
+		st[i].sql = json_string_value(json_object_get(s, "sql"));
+		st[i].params = driver_params(json_object_get(s, "params"), &st[i].nparams);
+	}
+	return st;
+}
+
+static void
+driver_statements_free(struct tablelock_statement *st, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)st[i].params);
+	free(st);
+}
+
+/* The results array, each freed; a NULL slot is JSON null. */
+static json_t *
+driver_results(struct tablelock_result **results, size_t n)
+{
+	json_t *rs = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(rs,
+		                      results[i] != NULL ? driver_result(results[i]) : json_null());
+		tablelock_result_free(results[i]);
+		results[i] = NULL;
+	}
+	return rs;
+}
+
 static json_t *
 driver_result(const struct tablelock_result *r)
 {
@@ -183,6 +227,8 @@ driver_result(const struct tablelock_result *r)
 	json_object_set_new(o, "insert_id",
 	                    json_integer((json_int_t)tablelock_result_insert_id(r)));
 	json_object_set_new(o, "warnings", json_integer(tablelock_result_warnings(r)));
+	if (tablelock_result_error(r) != NULL)
+		json_object_set_new(o, "error", driver_error(tablelock_result_error(r)));
 	/* Out of range reads as NULL, never a crash. */
 	json_object_set_new(o, "out_of_range_is_null",
 	                    json_boolean(tablelock_result_text(r, nr, 0, NULL) == NULL &&
@@ -235,23 +281,40 @@ driver_hello(const json_t *cmd)
 	return resp;
 }
 
+/* With "statements", tablelock_acquire_with(); else tablelock_acquire(). */
 static json_t *
 driver_acquire(const json_t *cmd)
 {
 	struct tablelock_lock lock;
 	struct buf store = {0};
 	uint64_t lease = 0;
+	size_t n;
+	struct tablelock_statement *st = driver_statements(cmd, &n);
+	struct tablelock_result **results = xcalloc(n ? n : 1, sizeof(*results));
+	bool with = json_object_get(cmd, "statements") != NULL;
 	json_t *resp;
 	int rc;
 
 	driver_lock(cmd, &lock, &store);
-	rc = tablelock_acquire(driver_tl, &lock, &lease, driver_timeout(cmd));
+	if (with)
+		rc = tablelock_acquire_with(driver_tl, &lock, st, n, results, &lease,
+		                            driver_timeout(cmd));
+	else
+		rc = tablelock_acquire(driver_tl, &lock, &lease, driver_timeout(cmd));
 	buf_free(&store);
-	if (rc != 0)
-		return driver_fail();
-	resp = driver_ok();
-	json_object_set_new(resp, "acquired", json_integer((json_int_t)lease));
-	json_object_set_new(resp, "ttl", json_integer(tablelock_lease_ttl(driver_tl)));
+	if (rc != 0) {
+		resp = driver_fail();
+		json_object_set_new(resp, "results_null",
+		                    json_boolean(n == 0 || results[0] == NULL));
+	} else {
+		resp = driver_ok();
+		json_object_set_new(resp, "acquired", json_integer((json_int_t)lease));
+		json_object_set_new(resp, "ttl", json_integer(tablelock_lease_ttl(driver_tl)));
+		if (with)
+			json_object_set_new(resp, "results", driver_results(results, n));
+	}
+	free(results);
+	driver_statements_free(st, n);
 	return resp;
 }
 
@@ -278,10 +341,33 @@ driver_query(const json_t *cmd)
 	return resp;
 }
 
+/* With "statements", tablelock_commit_with(); else tablelock_commit(). */
 static json_t *
 driver_commit(const json_t *cmd)
 {
-	return tablelock_commit(driver_tl, driver_timeout(cmd)) == 0 ? driver_ok() : driver_fail();
+	size_t n;
+	struct tablelock_statement *st = driver_statements(cmd, &n);
+	struct tablelock_result **results = xcalloc(n ? n : 1, sizeof(*results));
+	bool with = json_object_get(cmd, "statements") != NULL;
+	json_t *resp;
+	int rc;
+
+	if (with)
+		rc = tablelock_commit_with(driver_tl, st, n, results, driver_timeout(cmd));
+	else
+		rc = tablelock_commit(driver_tl, driver_timeout(cmd));
+	if (rc != 0) {
+		resp = driver_fail();
+		json_object_set_new(resp, "results_null",
+		                    json_boolean(n == 0 || results[0] == NULL));
+	} else {
+		resp = driver_ok();
+		if (with)
+			json_object_set_new(resp, "results", driver_results(results, n));
+	}
+	free(results);
+	driver_statements_free(st, n);
+	return resp;
 }
 
 static json_t *
@@ -307,23 +393,15 @@ driver_renew(const json_t *cmd)
 static json_t *
 driver_transact(const json_t *cmd)
 {
-	const json_t *list = json_object_get(cmd, "statements");
-	size_t n = json_array_size(list);
-	struct tablelock_statement *st = xcalloc(n ? n : 1, sizeof(*st));
-	struct tablelock_param **params = xcalloc(n ? n : 1, sizeof(*params));
+	size_t n;
+	struct tablelock_statement *st = driver_statements(cmd, &n);
 	struct tablelock_result **results = xcalloc(n ? n : 1, sizeof(*results));
 	struct tablelock_lock lock;
 	struct buf store = {0};
 	uint64_t lease = 0;
-	json_t *resp, *rs;
+	json_t *resp;
 	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		const json_t *s = json_array_get(list, i);
-		st[i].sql = json_string_value(json_object_get(s, "sql"));
-		params[i] = driver_params(json_object_get(s, "params"), &st[i].nparams);
-		st[i].params = params[i];
-	}
 	driver_lock(cmd, &lock, &store);
 	rc = tablelock_transact(driver_tl, &lock, st, n, results, &lease, driver_timeout(cmd));
 	if (rc != 0) {
@@ -333,19 +411,88 @@ driver_transact(const json_t *cmd)
 	} else {
 		resp = driver_ok();
 		json_object_set_new(resp, "transacted", json_integer((json_int_t)lease));
-		rs = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(rs, driver_result(results[i]));
-		json_object_set_new(resp, "results", rs);
-	}
-	for (size_t i = 0; i < n; i++) {
-		tablelock_result_free(results[i]);
-		free(params[i]);
+		json_object_set_new(resp, "results", driver_results(results, n));
 	}
 	free(results);
-	free(params);
-	free(st);
+	driver_statements_free(st, n);
 	buf_free(&store);
+	return resp;
+}
+
+/* Pipelining: {"cmd":"queue","op":"acquire"|"query"|"commit"|"rollback"|
+ * "transact", …the fields of that command…}. Answers the pending count. */
+static json_t *
+driver_queue(const json_t *cmd)
+{
+	const char *op = json_string_value(json_object_get(cmd, "op"));
+	struct tablelock_lock lock;
+	struct buf store = {0};
+	size_t n;
+	struct tablelock_statement *st = driver_statements(cmd, &n);
+	json_t *resp;
+	int rc = -1;
+
+	driver_lock(cmd, &lock, &store);
+	if (op == NULL) {
+		rc = -2;
+	} else if (strcmp(op, "acquire") == 0) {
+		rc = tablelock_queue_acquire(driver_tl, &lock, st, n);
+	} else if (strcmp(op, "query") == 0) {
+		size_t np;
+		struct tablelock_param *p = driver_params(json_object_get(cmd, "params"), &np);
+		rc = tablelock_queue_query(driver_tl,
+		                           json_string_value(json_object_get(cmd, "sql")), p, np);
+		free(p);
+	} else if (strcmp(op, "commit") == 0) {
+		rc = tablelock_queue_commit(driver_tl, st, n);
+	} else if (strcmp(op, "rollback") == 0) {
+		rc = tablelock_queue_rollback(driver_tl);
+	} else if (strcmp(op, "transact") == 0) {
+		rc = tablelock_queue_transact(driver_tl, &lock, st, n);
+	} else {
+		rc = -2;
+	}
+	/* The arguments are gone before the requests are written. */
+	driver_statements_free(st, n);
+	buf_free(&store);
+	if (rc == -2)
+		return json_pack("{s:b,s:s}", "ok", 0, "code", "driver_unknown_op");
+	resp = rc == 0 ? driver_ok() : driver_fail();
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
+	return resp;
+}
+
+static json_t *
+driver_flush(const json_t *cmd)
+{
+	json_t *resp =
+	    tablelock_flush(driver_tl, driver_timeout(cmd)) == 0 ? driver_ok() : driver_fail();
+
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
+	return resp;
+}
+
+/* {"cmd":"receive","n":slots}: the oldest answer, its results and lease. */
+static json_t *
+driver_receive(const json_t *cmd)
+{
+	json_t *nv = json_object_get(cmd, "n");
+	size_t n = json_is_integer(nv) ? (size_t)json_integer_value(nv) : 0;
+	struct tablelock_result **results = xcalloc(n ? n : 1, sizeof(*results));
+	uint64_t lease = 7; /* must be overwritten */
+	json_t *resp;
+
+	if (tablelock_receive(driver_tl, n ? results : NULL, n, &lease, driver_timeout(cmd)) != 0)
+		resp = driver_fail();
+	else
+		resp = driver_ok();
+	json_object_set_new(resp, "answer_lease", json_integer((json_int_t)lease));
+	json_object_set_new(resp, "results", driver_results(results, n));
+	json_object_set_new(resp, "pending",
+	                    json_integer((json_int_t)tablelock_pending(driver_tl)));
+	free(results);
 	return resp;
 }
 
@@ -487,6 +634,9 @@ static const struct {
     {"rollback", driver_rollback, true},
     {"renew", driver_renew, true},
     {"transact", driver_transact, true},
+    {"queue", driver_queue, true},
+    {"flush", driver_flush, true},
+    {"receive", driver_receive, true},
     {"status", driver_status, true},
     {"revoke", driver_revoke, true},
     {"poll", driver_poll, true},

@@ -483,3 +483,233 @@ def test_tcp_with_a_token(tcp_daemon, drivers, tables, observer):
         assert r.err("connect", address="tcp:localhost:1", timeout=2000)["code"] == "connect"
     finally:
         r.close()
+
+
+# ---------------------------------------------------------------- statements on acquire and commit
+
+
+def test_acquire_with_statements_holds_the_lease(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    r = c.ok("acquire", write=["t1"], read=["t2"], wait=2000, ttl=10000, statements=[
+        {"sql": "SELECT v FROM t1 WHERE id = ?", "params": [1]},
+        {"sql": "UPDATE t1 SET v = v + ? WHERE id = ?", "params": [7, 2]},
+        {"sql": "SELECT COUNT(*) FROM t2"},
+    ])
+    lease = r["acquired"]
+    assert lease > 0 and r["held"] == lease and r["ttl"] == 10000
+    assert r["results"][0]["rows"][0][0]["int64"] == 10
+    assert r["results"][1]["affected_rows"] == 1 and "error" not in r["results"][1]
+    assert r["results"][2]["rows"][0][0]["int64"] == 3
+    # Held: the outside session sees the lock, and not the uncommitted write.
+    assert not observer.can_read("t1")
+    assert observer.can_read("t2") and not observer.can_write("t2")
+    r = c.ok("query", sql="SELECT v FROM t1 WHERE id = 2")
+    assert r["result"]["rows"][0][0]["int64"] == 27
+    c.ok("commit")
+    assert observer.value("t1", 2) == 27 and observer.can_write("t1")
+
+
+def test_acquire_with_a_failing_statement_holds_nothing(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    r = c.err("acquire", write=["t1"], wait=2000, statements=[
+        {"sql": "UPDATE t1 SET v = 0 WHERE id = 1"},
+        {"sql": "INSERT INTO t1 (id, v) VALUES (2, 0)"},
+    ])
+    assert r["code"] == "mysql" and r["mysql_errno"] == 1062 and r["statement"] == 1
+    assert r["held"] == 0 and r["results_null"]
+    assert observer.can_write("t1") and observer.value("t1", 1) == 10
+    # Refused by the firewall: nothing was locked at all.
+    r = c.err("acquire", write=["t1"], wait=2000, statements=[
+        {"sql": "SELECT 1"}, {"sql": "SELECT 2"}, {"sql": "UNLOCK TABLES"}])
+    assert r["code"] == "statement_not_allowed" and r["statement"] == 2 and r["held"] == 0
+    r = c.err("acquire", write=["t1"], wait=2000, statements=[{"sql": "SELECT ?"}])
+    assert r["code"] == "bad_params" and r["statement"] == 0
+    # A usage error names the statement too, and sends nothing.
+    r = c.err("acquire", write=["t1"], statements=[{"sql": "SELECT 1"},
+                                                   {"sql": "SELECT ?", "params": [{"binary": "x"}]}])
+    assert r["code"] == "usage" and r["statement"] == 1
+    # The connection is fine, and free to acquire.
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("rollback")
+
+
+def test_acquire_with_a_result_over_the_limits(daemon, drivers, tables, observer):
+    d = daemon(statements={"max_rows": 2})
+    c = drivers(d.sock)
+    r = c.ok("acquire", write=["t1"], wait=2000, statements=[
+        {"sql": "SELECT id FROM t1"},
+        {"sql": "UPDATE t1 SET v = 1 WHERE id = 1"},
+    ])
+    err = r["results"][0]["error"]
+    assert err["code"] == "result_too_large" and r["results"][0]["rows"] == []
+    assert r["results"][1]["affected_rows"] == 1 and "error" not in r["results"][1]
+    assert r["held"] != 0
+    c.ok("commit")
+    assert observer.value("t1", 1) == 1
+
+
+def test_commit_with_statements(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    v = c.ok("acquire", write=["t1"], wait=2000, statements=[
+        {"sql": "SELECT v FROM t1 WHERE id = 3"}])["results"][0]["rows"][0][0]["int64"]
+    assert v == 30
+    r = c.ok("commit", statements=[
+        {"sql": "UPDATE t1 SET v = ? WHERE id = 3", "params": [v + 1]},
+        {"sql": "SELECT v FROM t1 WHERE id = 3"},
+    ])
+    assert r["held"] == 0
+    assert r["results"][0]["affected_rows"] == 1
+    assert r["results"][1]["rows"][0][0]["int64"] == 31
+    assert observer.value("t1", 3) == 31 and observer.can_write("t1")
+
+
+def test_commit_with_a_failing_statement_rolls_back(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("acquire", write=["t1"], wait=2000)
+    c.ok("query", sql="UPDATE t1 SET v = 99 WHERE id = 1")
+    r = c.err("commit", statements=[
+        {"sql": "UPDATE t1 SET v = 98 WHERE id = 2"},
+        {"sql": "INSERT INTO t1 (id, v) VALUES (3, 0)"},
+    ])
+    assert r["code"] == "mysql" and r["mysql_errno"] == 1062 and r["statement"] == 1
+    assert r["held"] == 0 and r["results_null"]
+    assert observer.can_write("t1")
+    assert observer.value("t1", 1) == 10 and observer.value("t1", 2) == 20
+    assert c.err("query", sql="SELECT 1")["code"] == "no_lease"
+
+
+def test_commit_with_a_refused_statement_keeps_the_lease(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000)["acquired"]
+    c.ok("query", sql="UPDATE t1 SET v = 55 WHERE id = 1")
+    r = c.err("commit", statements=[{"sql": "UPDATE t1 SET v = 1 WHERE id = 2"},
+                                    {"sql": "COMMIT"}])
+    assert r["code"] == "statement_not_allowed" and r["statement"] == 1
+    assert r["held"] == lease
+    r = c.err("commit", statements=[{"sql": "UPDATE t1 SET v = ? WHERE id = 2"}])
+    assert r["code"] == "bad_params" and r["statement"] == 0 and r["held"] == lease
+    r = c.err("commit", statements=[{"sql": "SELECT ?", "params": [{"binary": "x"}]}])
+    assert r["code"] == "usage" and r["statement"] == 0 and r["held"] == lease
+    # Nothing of those ran; the lease and its transaction are as they were.
+    assert not observer.can_read("t1")
+    assert c.ok("query", sql="SELECT v FROM t1 WHERE id = 2")["result"]["rows"][0][0]["int64"] == 20
+    c.ok("commit")
+    assert observer.value("t1", 1) == 55 and observer.value("t1", 2) == 20
+    assert observer.can_write("t1")
+
+
+# ---------------------------------------------------------------- pipelining
+
+
+def test_pipelined_cycles_answer_in_order(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    # Three read-decide-write cycles and a transact, written at once.
+    for i in (1, 2, 3):
+        assert c.ok("queue", op="acquire", write=["t1"], wait=2000, statements=[
+            {"sql": "SELECT v FROM t1 WHERE id = ?", "params": [i]}])["pending"] == 2 * i - 1
+        c.ok("queue", op="commit", statements=[
+            {"sql": "UPDATE t1 SET v = v * 2 WHERE id = ?", "params": [i]}])
+    c.ok("queue", op="transact", read=["t1"], statements=[{"sql": "SELECT SUM(v) FROM t1"}])
+    assert c.ok("flush")["pending"] == 7
+    # Synchronous calls wait their turn.
+    assert c.err("ping")["code"] == "usage"
+    assert c.err("poll", timeout=0)["code"] == "usage"
+    leases = []
+    for i in (1, 2, 3):
+        r = c.ok("receive", n=1)
+        assert r["results"][0]["rows"][0][0]["int64"] == 10 * i
+        assert r["held"] == r["answer_lease"] > 0
+        leases.append(r["answer_lease"])
+        r = c.ok("receive", n=1)
+        assert r["results"][0]["affected_rows"] == 1
+        assert r["held"] == 0 and r["answer_lease"] == leases[-1]
+    assert leases == sorted(leases) and len(set(leases)) == 3
+    r = c.ok("receive", n=2)
+    assert r["results"][0]["rows"][0][0]["double"] == 120.0 and r["results"][1] is None
+    assert r["pending"] == 0
+    assert c.err("receive")["code"] == "usage"
+    assert [observer.value("t1", i) for i in (1, 2, 3)] == [20, 40, 60]
+    c.ok("ping")
+
+
+def test_pipelined_failure_does_not_stop_the_rest(daemon, drivers, tables, observer):
+    d = daemon()
+    holder = drivers(d.sock, hello="holder")
+    holder.ok("acquire", write=["t2"], wait=2000)
+    c = drivers(d.sock)
+    c.ok("queue", op="acquire", write=["t2"], wait=0)
+    c.ok("queue", op="query", sql="UPDATE t2 SET v = 0")
+    c.ok("queue", op="commit")
+    c.ok("queue", op="acquire", write=["t1"], wait=2000)
+    c.ok("queue", op="query", sql="UPDATE t1 SET v = ? WHERE id = 1", params=[5])
+    c.ok("queue", op="commit", statements=[{"sql": "SELECT v FROM t1 WHERE id = 1"}])
+    assert c.err("receive")["code"] == "lock_timeout"
+    assert c.err("receive", n=1)["code"] == "no_lease"
+    assert c.err("receive")["code"] == "no_lease"
+    assert c.ok("receive")["held"] != 0
+    assert c.ok("receive", n=1)["results"][0]["affected_rows"] == 1
+    r = c.ok("receive", n=1)
+    assert r["results"][0]["rows"][0][0]["int64"] == 5 and r["held"] == 0
+    assert observer.value("t1", 1) == 5
+    holder.ok("rollback")
+    assert observer.value("t2", 1) == 10
+
+
+def test_pipeline_reports_a_pending_event_before_writing(daemon, drivers, tables, observer):
+    d = daemon()
+    c = drivers(d.sock)
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=ms(0.3))["acquired"]
+    assert c.ok("wait_readable", timeout=ms(5))["readable"]  # lease_expired is here
+    c.ok("queue", op="query", sql="UPDATE t1 SET v = 1")
+    c.ok("queue", op="commit")
+    r = c.err("flush")
+    assert r["code"] == "lease_expired" and r["lease"] == lease and r["pending"] == 0
+    assert observer.value("t1", 1) == 10
+    c.ok("ping")
+
+
+def test_pipelined_commit_of_unknown_outcome(daemon, drivers, tables):
+    d = daemon()
+    c = drivers(d.sock)
+    c.ok("queue", op="acquire", write=["t1"], wait=2000)
+    c.ok("queue", op="query", sql="UPDATE t1 SET v = 5 WHERE id = 1")
+    c.ok("flush")
+    assert c.ok("receive")["held"] != 0
+    assert c.ok("receive", n=1)["results"][0]["affected_rows"] == 1
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        c.ok("queue", op="query", sql="SELECT 1")
+        c.ok("queue", op="commit")
+        assert c.err("receive", n=1, timeout=300)["code"] == "timeout"
+        # The commit was written: its outcome is unknown, and said so.
+        r = c.err("receive")
+        assert r["code"] == "commit_unknown" and r["held"] == 0 and r["pending"] == 0
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    assert c.err("ping")["code"] == "closed"
+
+
+def test_long_pipeline_is_written_while_answers_come_back(daemon, drivers, tables, observer):
+    d = daemon(daemon={"max_output_bytes": "1M"})
+    c = drivers(d.sock)
+    # ~4 KB requests and answers, 3 MB each way: more than the socket
+    # buffers and than the daemon keeps for a client that does not read
+    # (max_output_bytes, 1 MB here), so the library must read while it
+    # writes, or the daemon closes the connection.
+    pad = "x" * 4000
+    n = 800
+    for i in range(n):
+        c.ok("queue", op="transact", write=["t1"], statements=[
+            {"sql": "UPDATE t1 SET v = v + 1 WHERE id = 1"},
+            {"sql": "SELECT ?", "params": [pad]}])
+    c.ok("flush", timeout=ms(30))
+    for i in range(n):
+        r = c.ok("receive", n=2)
+        assert r["results"][1]["rows"][0][0]["text"] == pad
+    assert observer.value("t1", 1) == 10 + n

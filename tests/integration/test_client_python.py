@@ -224,3 +224,195 @@ def test_tcp_with_a_token(tcp_daemon, tables, observer):
         with c.lock(write=[Choice]) as lease:
             lease.query("UPDATE t1 SET v = 4 WHERE id = 1")
     assert observer.value("t1", 1) == 4
+
+
+# ---------------------------------------------------------------- statements on acquire and commit
+
+
+def test_lock_with_statements_returns_results_and_holds(client, tables, observer):
+    with client.lock(write=[Choice], read=[Poll], statements=[
+            ("SELECT v FROM t1 WHERE id = ?", [1]),
+            ("UPDATE t1 SET v = v + ? WHERE id = ?", [5, 2]),
+            "SELECT COUNT(*) FROM t2"]) as lease:
+        assert lease.active and client.lease == lease.id
+        assert [r.affected_rows for r in lease.results][1] == 1
+        assert lease.results[0].scalar() == 10 and lease.results[2].scalar() == 3
+        # Held: the outside session is locked out of t1 and cannot write t2.
+        assert not observer.can_read("t1") and not observer.can_write("t2")
+        assert lease.query("SELECT v FROM t1 WHERE id = 2").scalar() == 25
+    assert observer.value("t1", 2) == 25 and observer.can_write("t1")
+    # Without statements, results is empty.
+    lease = client.acquire(write=["t1"])
+    assert lease.results == []
+    client.rollback()
+
+
+def test_acquire_with_a_failing_statement_holds_nothing(client, tables, observer):
+    with pytest.raises(tablelock.MySQLError) as e:
+        client.acquire(write=["t1"], statements=["UPDATE t1 SET v = 0 WHERE id = 1",
+                                                 "INSERT INTO t1 (id, v) VALUES (2, 0)"])
+    assert e.value.statement == 1 and e.value.mysql_errno == 1062
+    assert client.lease is None
+    assert observer.can_write("t1") and observer.value("t1", 1) == 10
+    with pytest.raises(tablelock.TablelockError) as e:
+        with client.lock(write=["t1"], statements=["SELECT 1", "LOCK TABLES t2 READ"]):
+            pass  # never entered
+    assert e.value.code == "statement_not_allowed" and e.value.statement == 1
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.acquire(write=["t1"], statements=["SELECT 1", ("SELECT ?", [b"x"])])
+    assert e.value.code == "usage" and e.value.statement == 1
+    assert client.lease is None and observer.can_write("t1")
+
+
+def test_acquire_result_over_the_limits_is_an_error_in_place(daemon, tables, observer):
+    d = daemon(statements={"max_rows": 2})
+    with tablelock.Client(d.sock) as c:
+        with c.lock(write=["t1"], statements=["SELECT id FROM t1",
+                                              "UPDATE t1 SET v = 1 WHERE id = 1"]) as lease:
+            big, upd = lease.results
+            assert big.error.code == "result_too_large" and big.rows == []
+            with pytest.raises(tablelock.TablelockError) as e:
+                big.scalar()
+            assert e.value.code == "result_too_large"
+            assert upd.error is None and upd.affected_rows == 1
+    assert observer.value("t1", 1) == 1
+
+
+def test_statement_timeout_on_acquire_and_commit(daemon, tables, observer):
+    d = daemon(statements={"timeout_ms": int(scaled(0.3) * 1000)})
+    with tablelock.Client(d.sock) as c:
+        with pytest.raises(tablelock.TablelockError) as e:
+            c.acquire(write=["t1"], statements=["UPDATE t1 SET v = 0 WHERE id = 1",
+                                                "SELECT SLEEP(%d)" % int(scaled(3))])
+        assert e.value.code == "statement_timeout" and e.value.statement == 1
+        assert c.lease is None and observer.can_write("t1")
+        lease = c.acquire(write=["t1"])
+        lease.query("UPDATE t1 SET v = 1 WHERE id = 1")
+        with pytest.raises(tablelock.TablelockError) as e:
+            lease.commit(statements=["UPDATE t1 SET v = 2 WHERE id = 2",
+                                     "DO SLEEP(%d)" % int(scaled(3))])
+        assert e.value.code == "statement_timeout" and e.value.statement == 1
+        assert not lease.active and c.lease is None
+    assert observer.can_write("t1")
+    assert observer.value("t1", 1) == 10 and observer.value("t1", 2) == 20
+
+
+def test_commit_with_statements(client, tables, observer):
+    with client.lock(write=[Choice], statements=["SELECT v FROM t1 WHERE id = 3"]) as lease:
+        v = lease.results[0].scalar()
+        results = lease.commit(statements=[("UPDATE t1 SET v = ? WHERE id = 3", [v + 1]),
+                                           "SELECT v FROM t1 WHERE id = 3"])
+        assert results[0].affected_rows == 1 and results[1].scalar() == 31
+        assert not lease.active and client.lease is None
+    assert observer.value("t1", 3) == 31 and observer.can_write("t1")
+    assert client.acquire(write=["t1"]).id > lease.id
+    assert client.commit() == []
+
+
+def test_commit_with_a_failing_statement_rolls_back(client, tables, observer):
+    with pytest.raises(tablelock.MySQLError) as e:
+        with client.lock(write=["t1"]) as lease:
+            lease.query("UPDATE t1 SET v = 99 WHERE id = 1")
+            lease.commit(statements=["UPDATE t1 SET v = 98 WHERE id = 2",
+                                     "INSERT INTO t1 (id, v) VALUES (3, 0)"])
+    assert e.value.statement == 1 and e.value.mysql_errno == 1062
+    assert client.lease is None and not lease.active
+    assert observer.can_write("t1")
+    assert observer.value("t1", 1) == 10 and observer.value("t1", 2) == 20
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.query("SELECT 1")
+    assert e.value.code == "no_lease"
+
+
+def test_commit_with_a_refused_statement_keeps_the_lease(client, tables, observer):
+    lease = client.acquire(write=["t1"])
+    lease.query("UPDATE t1 SET v = 55 WHERE id = 1")
+    with pytest.raises(tablelock.TablelockError) as e:
+        lease.commit(statements=["UPDATE t1 SET v = 1 WHERE id = 2", "ROLLBACK"])
+    assert e.value.code == "statement_not_allowed" and e.value.statement == 1
+    assert lease.active and not lease.ended and client.lease == lease.id
+    with pytest.raises(tablelock.TablelockError) as e:
+        client.commit(statements=[("UPDATE t1 SET v = ? WHERE id = 2", [])])
+    assert e.value.code == "bad_params" and e.value.statement == 0 and lease.active
+    assert not observer.can_read("t1")
+    assert lease.query("SELECT v FROM t1 WHERE id = 2").scalar() == 20
+    assert lease.commit() == []
+    assert observer.value("t1", 1) == 55 and observer.value("t1", 2) == 20
+    assert observer.can_write("t1")
+
+
+def test_refused_commit_in_a_block_rolls_back_on_the_way_out(client, tables, observer):
+    with pytest.raises(tablelock.TablelockError) as e:
+        with client.lock(write=["t1"]) as lease:
+            lease.query("UPDATE t1 SET v = 7 WHERE id = 1")
+            lease.commit(statements=["COMMIT"])
+    assert e.value.code == "statement_not_allowed"
+    assert client.lease is None and observer.can_write("t1")
+    assert observer.value("t1", 1) == 10
+
+
+# ---------------------------------------------------------------- pipelining
+
+
+def test_pipelined_cycles_answer_in_order(client, tables, observer):
+    with client.pipeline() as p:
+        for i in (1, 2, 3):
+            p.acquire(write=[Choice], statements=[("SELECT v FROM t1 WHERE id = ?", [i])])
+            p.commit(statements=[("UPDATE t1 SET v = v * 2 WHERE id = ?", [i])])
+        p.transact(["SELECT SUM(v) FROM t1"], read=["t1"])
+        assert len(p) == 7
+    answers = p.answers
+    assert len(answers) == 7
+    for k, i in enumerate((1, 2, 3)):
+        lease, committed = answers[2 * k], answers[2 * k + 1]
+        assert isinstance(lease, tablelock.Lease) and not lease.active
+        assert lease.results[0].scalar() == 10 * i
+        assert committed[0].affected_rows == 1
+    assert [answers[k].id for k in (0, 2, 4)] == sorted({answers[k].id for k in (0, 2, 4)})
+    assert answers[6][0].scalar() == 120
+    assert client.lease is None
+    assert [observer.value("t1", i) for i in (1, 2, 3)] == [20, 40, 60]
+
+
+def test_pipelined_failure_does_not_stop_the_rest(daemon, tables, observer):
+    d = daemon()
+    with tablelock.Client(d.sock, name="holder") as holder, tablelock.Client(d.sock) as c:
+        holder.acquire(write=["t2"])
+        p = c.pipeline()
+        p.acquire(write=["t2"], wait_ms=0).query("UPDATE t2 SET v = 0").commit()
+        p.acquire(write=["t1"]).query("UPDATE t1 SET v = ? WHERE id = 1", [5])
+        p.commit(statements=["SELECT v FROM t1 WHERE id = 1"])
+        with pytest.raises(tablelock.LockTimeoutError) as e:
+            p.execute()
+        answers = e.value.answers
+        assert [a.code for a in answers[:3]] == ["lock_timeout", "no_lease", "no_lease"]
+        assert isinstance(answers[3], tablelock.Lease)
+        assert answers[4].affected_rows == 1 and answers[5][0].scalar() == 5
+        assert p.execute() == []  # nothing left queued
+        holder.rollback()
+    assert observer.value("t1", 1) == 5 and observer.value("t2", 1) == 10
+
+
+def test_pipeline_reports_a_pending_event_before_writing(client, tables, observer):
+    lease = client.acquire(write=["t1"], ttl_ms=int(scaled(0.3) * 1000))
+    assert select.select([client.fileno()], [], [], scaled(5))[0], "no event from the daemon"
+    p = client.pipeline().query("UPDATE t1 SET v = 1").commit()
+    with pytest.raises(tablelock.LeaseEndedError) as e:
+        p.execute(raise_on_error=False)
+    assert e.value.code == "lease_expired" and e.value.lease == lease.id
+    assert observer.value("t1", 1) == 10
+    client.ping()
+
+
+def test_long_pipeline_is_written_while_answers_come_back(daemon, tables, observer):
+    # 3 MB each way against max_output_bytes 1M: the client must read while
+    # it writes, or the daemon closes the connection.
+    d = daemon(daemon={"max_output_bytes": "1M"})
+    pad = "x" * 4000
+    with tablelock.Client(d.sock) as c:
+        with c.pipeline() as p:
+            for _ in range(800):
+                p.transact(["UPDATE t1 SET v = v + 1 WHERE id = 1", ("SELECT ?", [pad])],
+                           write=["t1"])
+        assert all(a[1].scalar() == pad for a in p.answers)
+    assert observer.value("t1", 1) == 810
