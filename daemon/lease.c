@@ -1081,7 +1081,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 			if (answer != NULL)
 				json_object_set_new(answer, "statement",
 						    json_integer((json_int_t)(n - 2)));
-			lease_finish(l, l->transact ? LEASE_END_ROLLBACK : LEASE_END_FAILED, answer,
+			lease_finish(l, LEASE_END_ROLLBACK, answer,
 				     false);
 			return;
 		}
@@ -1095,7 +1095,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		/* One of the request's own statements failed: MySQL ran
 		 * nothing after it. */
 		answer = lease_result_error(l, last, (long)n - 2);
-		lease_finish(l, l->transact ? LEASE_END_ROLLBACK : LEASE_END_FAILED, answer, false);
+		lease_finish(l, LEASE_END_ROLLBACK, answer, false);
 		return;
 	}
 	if (l->batch_commits) {

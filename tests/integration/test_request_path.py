@@ -176,7 +176,9 @@ def test_failing_statement_on_acquire_leaves_no_lease(daemon, observer, tables):
         assert observer.can_write("t1")
         assert error_code(query(c, "SELECT 1")) == "no_lease"
     assert observer.value("t1", 1) == 10
-    assert status(d)["leases"] == []
+    st = status(d)
+    assert st["leases"] == []
+    assert st["totals"]["acquired"] == 1 and st["totals"]["rolled_back"] == 1, st["totals"]
 
 
 def test_refused_statement_on_acquire_locks_nothing(daemon, observer, tables):
