@@ -30,6 +30,7 @@ static const char *const client_state_names[CLIENT__STATE_COUNT] = {
 	[CLIENT_READY] = "ready",
 	[CLIENT_BUSY] = "busy",
 	[CLIENT_CLOSING] = "closing",
+	[CLIENT_DROPPING] = "dropping",
 	[CLIENT_CLOSED] = "closed",
 };
 
@@ -647,7 +648,7 @@ client_write(struct client *c, json_t *obj)
 {
 	struct buf b = {0};
 
-	if (c->state == CLIENT_CLOSED) {
+	if (c->state == CLIENT_CLOSED || c->state == CLIENT_DROPPING) {
 		json_decref(obj);
 		return;
 	}
@@ -666,7 +667,11 @@ client_write(struct client *c, json_t *obj)
 	    c->state != CLIENT_CLOSING) {
 		log_warnx("client %llu (%s): more than max_output_bytes (%zu) unread; closing",
 			  (unsigned long long)c->id, client_label(c), server.conf.max_output_bytes);
-		client_close(c, "not reading its answers");
+		/* Not now: the writer (a lease answering, say) is still using
+		 * the client and its lease. */
+		client_reading(c, false);
+		client_enter_state(c, CLIENT_DROPPING);
+		event_active(c->next, EV_TIMEOUT, 1);
 	}
 }
 
@@ -706,7 +711,9 @@ client_next_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state == CLIENT_READY)
+	if (c->state == CLIENT_DROPPING)
+		client_close(c, "not reading its answers");
+	else if (c->state == CLIENT_READY)
 		client_process(c);
 }
 

@@ -21,6 +21,7 @@ enum client_state {
 	CLIENT_READY,	/* reading requests */
 	CLIENT_BUSY,	/* one request in flight; later lines wait their turn */
 	CLIENT_CLOSING,	/* flushing a last answer, then closing */
+	CLIENT_DROPPING, /* closing at the next turn of the loop; writes dropped */
 	CLIENT_CLOSED,	/* gone; freed once the loop is done with it */
 	CLIENT__STATE_COUNT
 };

@@ -85,6 +85,9 @@ struct session {
 
 	session_done_fn *done;	/* the lease's callback for session_query */
 	void *done_arg;
+	bool starting;		/* inside session_query: done must wait */
+	bool finished;		/* the batch ended while starting: deliver it later */
+	struct event *deliver;	/* calls done after a batch that ended at once */
 	bool deferred;		/* a statement waits for kills to finish */
 
 	void (*lost)(void *arg, const char *reason);
@@ -123,6 +126,7 @@ static void session_prepare(struct session *s);
 static void session_prepared(struct session *s);
 static void session_query_done(struct session *s);
 static void session_reset_done(struct session *s);
+static void session_deliver_cb(evutil_socket_t fd, short what, void *arg);
 static void session_result_clear(struct session_result *r);
 static void session_results_clear(struct session *s);
 static void session_result_keep(struct session *s);
@@ -147,6 +151,7 @@ session_new(struct pool *pool, unsigned int index, bool control)
 	s->control = control;
 	s->state = SESSION_DOWN;
 	s->retry = evtimer_new(pool_base(pool), session_retry_cb, s);
+	s->deliver = event_new(pool_base(pool), -1, 0, session_deliver_cb, s);
 	return s;
 }
 
@@ -171,6 +176,7 @@ session_free(struct session *s)
 	session_disconnect(s);
 	session_free_params(s);
 	event_free(s->retry);
+	event_free(s->deliver);
 	buf_free(&s->sql);
 	session_result_clear(&s->result);
 	session_results_clear(s);
@@ -722,31 +728,64 @@ session_query(struct session *s, const char *sql, size_t len, const struct sessi
 		result_builder_limits(&s->builder, 0, 0);
 	session_enter_state(s, SESSION_RUNNING);
 	s->skip = 0;
+	s->starting = true;
+	s->finished = false;
 	if (s->prepared || s->control) {
 		session_exec(s, sql, len, session_query_done);
-		return;
+	} else {
+		/* Reset after the last lease: the settings go first, in the same
+		 * round trip. */
+		struct buf batch = {0};
+		session_settings_sql(s, &batch);
+		buf_append(&batch, ";", 1);
+		buf_append(&batch, sql, len);
+		s->skip = 1;
+		session_exec(s, batch.data, batch.len, session_query_done);
+		buf_free(&batch);
 	}
-	/* Reset after the last lease: the settings go first, in the same
-	 * round trip. */
-	struct buf batch = {0};
-	session_settings_sql(s, &batch);
-	buf_append(&batch, ";", 1);
-	buf_append(&batch, sql, len);
-	s->skip = 1;
-	session_exec(s, batch.data, batch.len, session_query_done);
-	buf_free(&batch);
+	s->starting = false;
+	if (s->finished) {
+		/* MySQL answered before the call returned: the caller hears of
+		 * it from a fresh turn of the loop, never from inside its own
+		 * call (it may not have settled yet). */
+		event_active(s->deliver, EV_TIMEOUT, 1);
+	}
+}
+
+static void
+session_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->finished) {
+		s->finished = false;
+		session_query_done(s);
+	}
 }
 
 static void
 session_query_done(struct session *s)
 {
+	if (s->starting) {
+		s->finished = true;
+		return;
+	}
 	session_done_fn *done = s->done;
 	void *arg = s->done_arg;
 	struct session_result *r = s->results;
 	size_t n = s->nresults;
+	/* Failed or closed while a result waited for delivery: what MySQL had
+	 * not committed is gone with the connection. */
+	bool down = s->mysql == NULL;
 
 	s->done = NULL;
 	s->done_arg = NULL;
+	if (down && n > 0 && !r[n - 1].lost) {
+		r[n - 1].lost = true;
+		snprintf(r[n - 1].message, sizeof(r[n - 1].message), "MySQL session lost");
+	}
 	if (s->skip > 0 && n > 0 && n <= s->skip && r[n - 1].code != 0 && !r[n - 1].lost) {
 		/* Our settings failed: the statement never ran. Treat it as a
 		 * broken session, like a failed prepare after connecting. */
@@ -786,7 +825,8 @@ session_query_done(struct session *s)
 		s->nresults = 0;
 		snprintf(why, sizeof(why), "MySQL session lost: %s", copy[n - 1].message);
 		s->lost = NULL;
-		session_fail(s, why);
+		if (!down)
+			session_fail(s, why);
 		done(s, copy, n, arg);
 		for (size_t i = 0; i < n; i++)
 			session_result_clear(&copy[i]);
