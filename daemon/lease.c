@@ -83,7 +83,8 @@ struct lease {
 	struct event *timer;	/* the wait deadline, then the TTL */
 	struct event *statement_timer;
 	int64_t wait_ms;
-	int64_t ttl_ms;
+	int64_t ttl_ms;		/* the TTL now in force */
+	int64_t granted_ttl_ms;	/* the TTL granted: renew without ttl_ms */
 	uint64_t created_us;
 	uint64_t held_us;	/* LOCK TABLES succeeded */
 	uint64_t expires_us;
@@ -736,6 +737,7 @@ lease_start(struct client *c, struct proto_request *req)
 	l->ttl_ms = req->ttl_ms >= 0 ? req->ttl_ms : conf->default_ttl_ms;
 	if (l->ttl_ms > conf->max_ttl_ms)
 		l->ttl_ms = conf->max_ttl_ms;
+	l->granted_ttl_ms = l->ttl_ms;
 	l->created_us = server_now_us();
 	l->waiter.ready = lease_session_ready;
 	l->timer = evtimer_new(server.base, lease_timer_cb, l);
@@ -743,6 +745,7 @@ lease_start(struct client *c, struct proto_request *req)
 	TAILQ_INSERT_TAIL(&server.leases, l, entry);
 	server.nleases++;
 	c->lease = l;
+	c->lost_lease = 0; /* the client has moved on from a lost lease */
 
 	/* wait_ms bounds the whole wait: in our queue, for a session, and in
 	 * MySQL's LOCK TABLES. A try-lock (0) uses NOWAIT in MySQL instead. */
@@ -1403,9 +1406,9 @@ lease_request(struct client *c, struct proto_request *req)
 		break;
 	}
 	case PROTO_OP_RENEW:
-		if (req->ttl_ms >= 0)
-			l->ttl_ms = req->ttl_ms > server.conf.max_ttl_ms ? server.conf.max_ttl_ms
-									 : req->ttl_ms;
+		l->ttl_ms = req->ttl_ms >= 0 ? req->ttl_ms : l->granted_ttl_ms;
+		if (l->ttl_ms > server.conf.max_ttl_ms)
+			l->ttl_ms = server.conf.max_ttl_ms;
 		evtimer_del(l->timer);
 		l->expires_us = server_now_us() + (uint64_t)l->ttl_ms * 1000;
 		lease_arm(l->timer, l->ttl_ms);
