@@ -154,14 +154,16 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 	[LEASE_END_FAILED] = "not acquired",
 };
 
-/* The daemon's own statements are exempt from max_statement_time (the
- * sessions' timeout_ms, for the user's statements): a LOCK TABLES waits as
- * long as wait_ms says, and a commit or rollback is never cut short. */
+/* A LOCK TABLES that may wait longer than timeout_ms (the sessions'
+ * max_statement_time, meant for the user's statements) is exempt from it.
+ * The commit and the rollback are not prefixed: parsing the exemption costs
+ * MySQL more than they do, and a commit interrupted by it is answered
+ * commit_unknown (lease_commit_error), never "not committed". */
 #define LEASE_OWN "SET STATEMENT max_statement_time=0 FOR "
 /* How long after timeout_ms a statement that MySQL did not stop is killed. */
 #define LEASE_KILL_GRACE_MS 1000
-static const char lease_rollback_sql[] = LEASE_OWN "ROLLBACK;" LEASE_OWN "UNLOCK TABLES";
-static const char lease_unlock_sql[] = LEASE_OWN "UNLOCK TABLES";
+static const char lease_rollback_sql[] = "ROLLBACK;UNLOCK TABLES";
+static const char lease_unlock_sql[] = "UNLOCK TABLES";
 
 static void lease_enter_state(struct lease *l, enum lease_state state);
 static void lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked);
@@ -191,6 +193,7 @@ static json_t *lease_results_json(const struct lease *l, size_t first, const str
 				  size_t n);
 static void lease_note_results(struct lease *l, const struct session_result *r, size_t n);
 static bool lease_failed(const struct session_result *r);
+static json_t *lease_commit_error(struct lease *l, const struct session_result *r);
 static bool lease_limited(void);
 static json_t *lease_too_large(struct lease *l, const struct session_result *r, size_t n);
 static void lease_commit_after(struct lease *l, enum lease_state from);
@@ -1004,8 +1007,11 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	size_t riders_end = own_end + l->riders;	/* past the rider queries */
 	size_t full = riders_end + (l->batch_commits || l->rider_commit ? 1 : 0);
 	size_t user_ran = (n < riders_end ? n : riders_end) - 1;
-	bool committed = (l->batch_commits || l->rider_commit) && n == full && !lease_failed(last) &&
-			 !last->lost;
+	bool reached_commit = (l->batch_commits || l->rider_commit) && n == full && !last->lost;
+	bool committed = reached_commit && !lease_failed(last);
+	/* A kill that interrupted the commit itself leaves it unknown: that is
+	 * answered as such, never as "not committed". */
+	bool commit_in_doubt = reached_commit && lease_failed(last) && last->interrupted;
 	json_t *answer;
 
 	evtimer_del(l->statement_timer);
@@ -1071,7 +1077,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		lease_finish(l, LEASE_END_COMMIT, answer, true);
 		return;
 	}
-	if (l->state == LEASE_CANCELLING && !committed) {
+	if (l->state == LEASE_CANCELLING && !committed && !commit_in_doubt) {
 		/* Killed after LOCK TABLES went through: a statement timeout
 		 * (end none), or a reason to end. Nothing commits; riders that
 		 * ran are rolled back, and answered no_lease in their turn. */
@@ -1102,9 +1108,8 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		return;
 	}
 	if (l->batch_commits) {
-		/* Only UNLOCK TABLES failed: the commit did not happen. */
-		answer = lease_result_error(l, last, -1);
-		lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+		/* Only UNLOCK TABLES failed. */
+		lease_finish(l, LEASE_END_ROLLBACK, lease_commit_error(l, last), false);
 		return;
 	}
 	if (l->transact) {
@@ -1166,8 +1171,7 @@ lease_riders_done(struct lease *l, json_t *answer, struct session_result *r, siz
 		}
 		if (commit) {
 			if (lease_failed(&r[i])) {
-				lease_finish(l, LEASE_END_ROLLBACK, lease_result_error(l, &r[i], -1),
-					     false);
+				lease_finish(l, LEASE_END_ROLLBACK, lease_commit_error(l, &r[i]), false);
 				return;
 			}
 			answer = NULL;
@@ -1297,9 +1301,28 @@ lease_committing_done(struct lease *l, struct session_result *r, size_t n)
 		return;
 	}
 	/* A statement failed (MySQL ran nothing after it), or the commit
-	 * itself did: nothing is committed; roll back, then answer. */
-	answer = lease_result_error(l, last, n <= l->batch_user ? (long)n - 1 : -1);
+	 * itself did: roll back, then answer. */
+	if (n <= l->batch_user)
+		answer = lease_result_error(l, last, (long)n - 1);
+	else
+		answer = lease_commit_error(l, last);
 	lease_finish(l, LEASE_END_ROLLBACK, answer, false);
+}
+
+/* The answer to a commit (UNLOCK TABLES) that MySQL answered with an
+ * error. An ordinary error means nothing was committed. An interruption
+ * (a kill, max_statement_time) may have come after InnoDB committed: that
+ * is commit_unknown, as when the session dies. The rollback that follows
+ * is harmless either way. */
+static json_t *
+lease_commit_error(struct lease *l, const struct session_result *r)
+{
+	if (r->interrupted)
+		return lease_error(l, PROTO_ERR_COMMIT_UNKNOWN,
+				   "the commit of lease %llu was interrupted (%s); whether it "
+				   "committed is unknown",
+				   (unsigned long long)l->id, r->message);
+	return lease_result_error(l, r, -1);
 }
 
 /* ROLLBACK; UNLOCK TABLES. */
