@@ -1308,15 +1308,10 @@ class ProtocolMachine(RuleBasedStateMachine):
     def query(self, c, req, wait):
         self.one(c, req, wait)
 
-    @rule(c=client_st, wait=st.booleans())
+    @rule(c=client_st, op=st.sampled_from(["commit", "rollback"]), wait=st.booleans())
     @guarded
-    def commit(self, c, wait):
-        self.one(c, Simple("commit"), wait)
-
-    @rule(c=client_st, wait=st.booleans())
-    @guarded
-    def rollback(self, c, wait):
-        self.one(c, Simple("rollback"), wait)
+    def end(self, c, op, wait):
+        self.one(c, Simple(op), wait)
 
     @rule(c=client_st, req=renew_st, wait=st.booleans())
     @guarded
@@ -1328,14 +1323,9 @@ class ProtocolMachine(RuleBasedStateMachine):
     def transact(self, c, req, wait):
         self.one(c, req, wait)
 
-    @rule(c=client_st, req=st.sampled_from([Simple("status"), Simple("ping")]))
+    @rule(c=client_st, req=st.sampled_from([Simple("status"), Simple("ping")]) | bad_st)
     @guarded
-    def status_or_ping(self, c, req):
-        self.one(c, req, True)
-
-    @rule(c=client_st, req=bad_st)
-    @guarded
-    def bad_request(self, c, req):
+    def status_ping_or_bad(self, c, req):
         self.one(c, req, True)
 
     def one(self, c, req, wait):
@@ -1352,6 +1342,39 @@ class ProtocolMachine(RuleBasedStateMachine):
         conn = self.conn(c)
         self.send(conn, reqs, cuts=cuts)
         self.step_done(wait_for=conn if wait else None)
+
+    @rule(c=client_st, req=acquire_st, statements=st.lists(statement_st, max_size=4),
+          end=st.sampled_from(["commit", "rollback", "keep"]), together=st.booleans())
+    @guarded
+    def lease_cycle(self, c, req, statements, end, together):
+        """The common use: acquire, a few statements, commit or rollback (or
+        keep the lease), one request at a time or all in one write."""
+        conn = self.conn(c)
+        specs = [req] + [Query(s) for s in statements] + ([Simple(end)] if end != "keep" else [])
+        if together:
+            self.send(conn, specs)
+        else:
+            for spec in specs:
+                self.send(conn, [spec])
+                self.drain(conn)
+        self.step_done(wait_for=conn)
+
+    @rule(c=client_st, a=st.sampled_from(TABLES), b=st.sampled_from(TABLES), delta=st.integers(1, 3),
+          wait_ms=wait_st, together=st.booleans())
+    @guarded
+    def transfer(self, c, a, b, delta, wait_ms, together):
+        """Two writes under one lease, committed: both or neither must land."""
+        tables = tuple(sorted({a, b}))
+        specs = [Acquire(tables, (), wait_ms, 30000), Query(Inc(a, 1, delta)), Query(Inc(b, 2, delta)),
+                 Simple("commit")]
+        conn = self.conn(c)
+        if together:
+            self.send(conn, specs)
+        else:
+            for spec in specs:
+                self.send(conn, [spec])
+                self.drain(conn)
+        self.step_done(wait_for=conn)
 
     @rule(c=client_st, reqs=st.lists(request_st, max_size=3), half_line=st.booleans())
     @guarded
