@@ -450,7 +450,7 @@ class Conn:
         except (ConnectionResetError, socket.timeout):
             chunk = b""
         if not chunk:
-            self.m.daemon_died_check()
+            self.m.daemon_died_check(grace=scaled(1))
             self.m.fail("%s: the daemon closed the connection (unanswered: %s; partial line %r)"
                         % (self.name, [p.text for p in self.pending], self.buf[:200]))
         self.buf += chunk
@@ -477,7 +477,7 @@ class Conn:
         try:
             self.sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError, socket.timeout) as e:
-            self.m.daemon_died_check()
+            self.m.daemon_died_check(grace=scaled(1))
             self.m.fail("%s: sending failed: %r" % (self.name, e))
 
     def close(self):
@@ -558,8 +558,13 @@ class ProtocolMachine(RuleBasedStateMachine):
         if not condition:
             self.fail(message)
 
-    def daemon_died_check(self):
+    def daemon_died_check(self, grace=0.0):
+        """Fails when the daemon has exited (waiting up to grace seconds for
+        it to, after a connection closed under us)."""
         d = self.world.daemon
+        deadline = time.monotonic() + grace
+        while d.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
         if not d.running():
             rc = d.proc.poll() if d.proc else None
             sig = ""

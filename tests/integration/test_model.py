@@ -10,7 +10,9 @@ replays one. Env:
   TABLELOCK_MODEL_STEPS      steps per example (default 30)
   TABLELOCK_SOAK_SECONDS     run test_model_soak this long (unset: skipped)
   TABLELOCK_SOAK_SEED        its first seed (default: random, printed)
-  TABLELOCK_MODEL_SHRINK_SECONDS  stop shrinking a failure after this long (default 120)
+  TABLELOCK_MODEL_SHRINK_SECONDS  stop shrinking a failure after this long (default 45;
+                             a seed after a failed one does not shrink, so that a broken
+                             daemon costs make test about two minutes, not ten)
 """
 
 import os
@@ -27,7 +29,7 @@ from model_protocol import World, make_machine
 SEEDS = [int(s) for s in os.environ.get("TABLELOCK_MODEL_SEEDS", "1,2").split(",") if s.strip()]
 EXAMPLES = int(os.environ.get("TABLELOCK_MODEL_EXAMPLES", "22"))
 STEPS = int(os.environ.get("TABLELOCK_MODEL_STEPS", "30"))
-SHRINK_SECONDS = float(os.environ.get("TABLELOCK_MODEL_SHRINK_SECONDS", "120"))
+SHRINK_SECONDS = float(os.environ.get("TABLELOCK_MODEL_SHRINK_SECONDS", "45"))
 
 
 def _limit_shrinking(seconds):
@@ -53,11 +55,17 @@ def _limit_shrinking(seconds):
 _limit_shrinking(SHRINK_SECONDS)
 
 
+FAILED_SEEDS = []
+
+
 def model_settings(examples, steps):
+    phases = [Phase.explicit, Phase.reuse, Phase.generate]
+    if not FAILED_SEEDS:
+        phases.append(Phase.shrink)
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
                     derandomize=False, print_blob=False, report_multiple_bugs=False,
                     suppress_health_check=list(HealthCheck),
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+                    phases=phases)
 
 
 @pytest.fixture
@@ -75,7 +83,13 @@ def world(daemon, mariadb, capsys):
 
 def run_seed(world, seed_value, examples, steps):
     machine = make_machine(world)
-    run_state_machine_as_test(seed(seed_value)(lambda: machine()), settings=model_settings(examples, steps))
+    try:
+        run_state_machine_as_test(seed(seed_value)(lambda: machine()), settings=model_settings(examples, steps))
+    except BaseException:
+        FAILED_SEEDS.append(seed_value)
+        raise
+    if world.failures:
+        FAILED_SEEDS.append(seed_value)
     # Each failure is an answer no interleaving explains, so one that does
     # not come back when Hypothesis replays it (a race) still fails the test.
     assert not world.failures, "a run failed, and its replay did not:\n" + world.failures[0]
