@@ -123,3 +123,42 @@ def test_model_soak(world, capsys):
         if time.monotonic() >= end:
             break
         current = random.Random(current).randrange(1, 2**31)
+
+
+# ---------------------------------------------------------------- found by the model
+# Sequences the model found, kept as plain tests (PROTOCOL.md §4, §7).
+
+
+def _kill_lease_session(d, lease, mariadb):
+    with d.client() as admin:
+        entry = [e for e in admin.call({"op": "status"})["leases"] if e["lease"] == lease][0]
+    with mariadb.connect() as root, root.cursor() as cur:
+        cur.execute("KILL CONNECTION %d" % entry["mysql_thread"])
+
+
+def test_lost_lease_is_answered_once_and_not_after_a_new_lease(daemon, mariadb, tables):
+    """After a lost lease, a new lease is granted, used and committed: no
+    later answer may name the lost one (§7: the next request that needs
+    *that* lease gets lease_lost)."""
+    from conftest import acquire, error_code, ok
+    d = daemon()
+    with d.client() as c:
+        lost = ok(acquire(c, write=["t1"], ttl_ms=30000))["lease"]
+        _kill_lease_session(d, lost, mariadb)
+        assert c.wait_event("lease_lost")["lease"] == lost
+        second = ok(acquire(c, read=["t1"], ttl_ms=30000))["lease"]
+        assert ok(c.call({"op": "rollback"}))["lease"] == second
+        ok(c.call({"op": "transact", "read": ["t1"], "statements": [{"sql": "SELECT v FROM t1 WHERE id = 1"}]}))
+        resp = c.call({"op": "rollback"})
+        assert error_code(resp) == "no_lease", resp
+
+
+def test_renew_without_ttl_uses_the_granted_ttl(daemon, tables):
+    """§4 renew: without ttl_ms, the TTL the lease was granted with."""
+    from conftest import acquire, ok
+    d = daemon()
+    with d.client() as c:
+        ok(acquire(c, write=["t1"], ttl_ms=30000))
+        assert ok(c.call({"op": "renew", "ttl_ms": 5000}))["ttl_ms"] == 5000
+        assert ok(c.call({"op": "renew"}))["ttl_ms"] == 30000
+        ok(c.call({"op": "rollback"}))

@@ -29,7 +29,11 @@ def read_responses(c, requests):
     responses = []
     for i, req in enumerate(requests):
         wait = (req.get("wait_ms") or 0) / 1000.0 + 10
-        resp = c.recv_response(timeout=wait)
+        try:
+            resp = c.recv_response(timeout=wait)
+        except AssertionError as e:
+            raise AssertionError("%s: no answer to request %d of %d, %r (answers so far: %r)"
+                                 % (e, i + 1, len(requests), req, responses)) from None
         assert resp is not None, ("daemon closed the connection instead of answering request %d of %d, %r "
                                   "(answers so far: %r)" % (i + 1, len(requests), req, responses))
         responses.append(resp)
@@ -259,4 +263,53 @@ def test_pipeline_behind_a_waiter_then_hang_up(daemon, observer, tables):
         assert ok(a.call({"op": "commit"}))["lease"] == held
     assert_alive(d)
     assert observer.value("t1", 1) == 11
+    assert_no_leases(d)
+
+
+# ---------------------------------------------------------------- found by the model (test_model.py)
+
+
+def test_failed_lock_in_mysql_then_acquire_in_one_write(daemon, observer, outside, tables):
+    """An outside session holds t1; a try-lock fails in MySQL, and the
+    acquire right behind it must not see the failed lease as held."""
+    d = daemon()
+    with outside.cursor() as cur:
+        cur.execute("LOCK TABLES t1 WRITE")
+    with d.client() as c:
+        reqs = [{"id": 1, "op": "acquire", "write": ["t2"], "read": ["t1"], "wait_ms": 0},
+                {"id": 2, "op": "acquire", "write": ["t2"], "wait_ms": 2000},
+                {"id": 3, "op": "commit"}]
+        got = pipeline(c, reqs)
+        assert_ids(got, reqs)
+        assert error_code(got[0]) == "lock_timeout", got
+        lease = ok(got[1])["lease"]
+        assert ok(got[2])["lease"] == lease, got
+    with outside.cursor() as cur:
+        cur.execute("UNLOCK TABLES")
+    assert_alive(d)
+    assert_no_leases(d)
+
+
+def test_failed_transact_then_requests_in_one_write(daemon, observer, tables):
+    """A transact whose second statement fails, with requests behind it:
+    each gets its answer, and nothing of the transact is kept."""
+    d = daemon()
+    with d.client() as c:
+        reqs = [{"id": 1, "op": "transact", "read": ["t1"], "wait_ms": 2000,
+                 "statements": [{"sql": "SELECT v FROM t1 WHERE id = 1"}, {"sql": "SELECT v FROM t2 WHERE id = 1"}]},
+                {"id": 2, "op": "status"},
+                {"id": 3, "op": "rollback"},
+                {"id": 4, "op": "transact", "write": ["t1"], "wait_ms": 2000,
+                 "statements": [{"sql": "UPDATE t1 SET v = v + 1 WHERE id = 1"},
+                                {"sql": "UPDATE t2 SET v = v + 1 WHERE id = 1"}]},
+                {"id": 5, "op": "ping"}]
+        got = pipeline(c, reqs)
+        assert_ids(got, reqs)
+        assert error_code(got[0]) == "mysql" and got[0]["statement"] == 1, got
+        ok(got[1])
+        assert error_code(got[2]) == "no_lease", got
+        assert error_code(got[3]) == "mysql" and got[3]["statement"] == 1, got
+        assert got[4] == {"id": 5, "ok": True}
+    assert_alive(d)
+    assert observer.value("t1", 1) == 10
     assert_no_leases(d)
