@@ -6,7 +6,7 @@ real MariaDB, and model_protocol.py checks every answer, event and value.
 `make soak` runs random seeds for SOAK_MINUTES (tests/soak.sh); SEED=...
 replays one. Env:
   TABLELOCK_MODEL_SEEDS      comma-separated seeds for test_model (default 1,2)
-  TABLELOCK_MODEL_EXAMPLES   examples per seed (default 22)
+  TABLELOCK_MODEL_EXAMPLES   examples per seed (default 20)
   TABLELOCK_MODEL_STEPS      steps per example (default 30)
   TABLELOCK_MODEL_SERIAL=1   one request in flight per connection (pipelines sent one by one)
   TABLELOCK_SOAK_SECONDS     run test_model_soak this long (unset: skipped)
@@ -27,7 +27,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from model_protocol import World, make_machine
 
 SEEDS = [int(s) for s in os.environ.get("TABLELOCK_MODEL_SEEDS", "1,2").split(",") if s.strip()]
-EXAMPLES = int(os.environ.get("TABLELOCK_MODEL_EXAMPLES", "22"))
+EXAMPLES = int(os.environ.get("TABLELOCK_MODEL_EXAMPLES", "20"))
 STEPS = int(os.environ.get("TABLELOCK_MODEL_STEPS", "30"))
 SHRINK_SECONDS = float(os.environ.get("TABLELOCK_MODEL_SHRINK_SECONDS", "45"))
 
