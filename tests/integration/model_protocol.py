@@ -40,7 +40,7 @@ import time
 import traceback
 
 import pymysql
-from hypothesis import note, strategies as st
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from conftest import DATABASE, scaled

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import acquire, error_code, ok, scaled, status, wait_for
+from conftest import acquire, error_code, ok, status, wait_for
 
 # ---------------------------------------------------------------- helpers
 
