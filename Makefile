@@ -73,6 +73,14 @@ test-asan: deps
 run: all
 	@sh scripts/run-sandbox.sh
 
+# `make soak`: the protocol model (tests/integration/test_model.py) with
+# random seeds for SOAK_MINUTES; SEED=... replays one. Stops by itself.
+.PHONY: soak
+SOAK_MINUTES ?= 10
+soak: deps
+	@$(MAKE) --no-print-directory $(DAEMON)
+	@SOAK_MINUTES=$(SOAK_MINUTES) SEED=$(SEED) sh tests/soak.sh $(DAEMON)
+
 clean:
 	rm -rf build build-asan $(DAEMON)
 

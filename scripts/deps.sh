@@ -4,7 +4,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libevent-dev libjansson-dev libmariadb-dev libinih-dev
 libsystemd-dev libssl-dev libcmocka-dev mariadb-server mariadb-client
-python3-pytest python3-pymysql socat clang mandoc gnuplot-nox valgrind
+python3-pytest python3-pymysql python3-hypothesis socat clang mandoc gnuplot-nox valgrind
 openssl libclang-rt-14-dev"
 
 missing=""
