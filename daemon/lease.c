@@ -8,8 +8,11 @@
  *  state         MySQL work started on entry              legal next states
  *  ------------  ---------------------------------------  ---------------------------------
  *  WAITING       none: the daemon's queue, then a session LOCKING ENDED
- *  LOCKING       [settings;] LOCK TABLES [; statements]   CANCELLING HELD ROLLING_BACK
- *                [; UNLOCK TABLES] (transact): one batch  RELEASING ENDED
+ *  LOCKING       one batch: [settings;] LOCK TABLES       CANCELLING HELD COMMITTING
+ *                [; the request's statements]             ROLLING_BACK RELEASING ENDED
+ *                [; queries pipelined behind it]          (COMMITTING: a transact whose
+ *                [; UNLOCK TABLES: transact, or a         results are checked before
+ *                pipelined commit]                        its commit)
  *  CANCELLING    KILL QUERY at the batch (wait ran out,   ROLLING_BACK RELEASING ENDED
  *                statement timeout, client gone, revoke,  HELD (too late: a pipelined
  *                shutdown)                                commit went through)
@@ -26,7 +29,7 @@
  *                left session state), lease freed
  *
  * Ending (lease_finish), always in this order: record why (the first reason
- * wins); unlock in MySQL if the lease may hold locks there (ROLLING_BACK
+ * wins, but a commit that happened is the truth); unlock in MySQL if the lease may hold locks there (ROLLING_BACK
  * when the client awaits an answer, RELEASING when it does not); detach
  * from the client; answer or push the event; return the session; free the
  * tables in the daemon. A client is answered only once its lease's tables
