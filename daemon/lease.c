@@ -751,7 +751,6 @@ lease_start(struct client *c, struct proto_request *req)
 	TAILQ_INSERT_TAIL(&server.leases, l, entry);
 	server.nleases++;
 	c->lease = l;
-	c->lost_lease = 0; /* the client has moved on from a lost lease */
 
 	/* wait_ms bounds the whole wait: in our queue, for a session, and in
 	 * MySQL's LOCK TABLES. A try-lock (0) uses NOWAIT in MySQL instead. */
@@ -1061,7 +1060,10 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		return;
 	}
 
-	/* Held in MySQL. */
+	/* Held in MySQL. The client has moved on from a lease it lost: only a
+	 * lease granted since ends that (PROTOCOL.md §7). */
+	if (l->client != NULL)
+		l->client->lost_lease = 0;
 	l->held_us = server_now_us();
 	server.totals.acquired++;
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);

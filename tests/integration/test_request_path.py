@@ -360,3 +360,20 @@ def test_pipelined_cycle_then_hang_up_never_commits_the_open_lease(daemon, obser
     wait_for(lambda: status(d)["leases"] == [] and observer.can_write("t1"), what="the second lease rolled back")
     assert observer.value("t1", 1) in (5, 10)
     assert d.running()
+
+
+def test_lost_lease_is_still_reported_after_a_failed_acquire(daemon, observer, tables):
+    """Found by make soak: a lease is lost, then an acquire fails
+    (lock_timeout); the next lease op still learns of the lost lease, since
+    no lease was granted in between (PROTOCOL.md §7)."""
+    d = daemon()
+    with d.client() as c, d.client() as other:
+        lost = ok(acquire(c, write=["t1"]))["lease"]
+        thread = [x for x in status(d)["leases"] if x["lease"] == lost][0]["mysql_thread"]
+        ok(acquire(other, write=["t2"]))
+        observer.execute("KILL CONNECTION %d" % thread)
+        assert c.wait_event("lease_lost")["lease"] == lost
+        assert error_code(acquire(c, write=["t2"], wait_ms=50)) == "lock_timeout"
+        resp = query(c, "SELECT 1")
+        assert error_code(resp) == "lease_lost" and str(lost) in resp["error"]["message"], resp
+        assert error_code(query(c, "SELECT 1")) == "no_lease"
