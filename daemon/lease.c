@@ -171,6 +171,7 @@ static const char lease_unlock_sql[] = "UNLOCK TABLES";
 static void lease_enter_state(struct lease *l, enum lease_state state);
 static void lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked);
 static void lease_free(struct lease *l);
+static void lease_log_end(const struct lease *l);
 static void lease_account(struct lease *l);
 static void lease_granted(struct lease *l);
 static void lease_uncount_waiting(struct lease *l);
@@ -1574,6 +1575,7 @@ lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 		return;
 	}
 	lease_enter_state(l, LEASE_ENDED);
+	lease_log_end(l); /* before the answer: whoever reads it finds the log */
 	c = l->client;
 	lease_notify(l);
 	if (c != NULL && answer == NULL && l->end == LEASE_END_LOST && l->held_us != 0)
@@ -1597,23 +1599,28 @@ lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 	server_lease_freed();
 }
 
-/* Counts, logs and frees a lease that holds nothing any more. */
 static void
-lease_free(struct lease *l)
+lease_log_end(const struct lease *l)
 {
 	uint64_t now = server_now_us();
 
-	pool_cancel(server.pool, &l->waiter);
-	lease_uncount_waiting(l);
-	TAILQ_REMOVE(&server.leases, l, entry);
-	server.nleases--;
-	lease_account(l);
 	if (l->held_us != 0)
 		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
 			 lease_end_name(l->end), (unsigned long long)((now - l->held_us) / 1000));
 	else
 		log_info("lease %llu: ended before it was held: %s", (unsigned long long)l->id,
 			 lease_end_name(l->end));
+}
+
+/* Counts and frees a lease that holds nothing any more. */
+static void
+lease_free(struct lease *l)
+{
+	pool_cancel(server.pool, &l->waiter);
+	lease_uncount_waiting(l);
+	TAILQ_REMOVE(&server.leases, l, entry);
+	server.nleases--;
+	lease_account(l);
 	event_free(l->timer);
 	event_free(l->statement_timer);
 	proto_table_free_array(l->tables, l->ntables);
