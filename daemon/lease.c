@@ -1062,8 +1062,9 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	}
 
 	/* Held in MySQL. The client has moved on from a lease it lost: only a
-	 * lease granted since ends that (PROTOCOL.md §7). */
-	if (l->client != NULL)
+	 * lease granted since ends that (PROTOCOL.md §7); a transact, which
+	 * leaves no lease, does not. */
+	if (l->client != NULL && !l->transact)
 		l->client->lost_lease = 0;
 	l->held_us = server_now_us();
 	server.totals.acquired++;

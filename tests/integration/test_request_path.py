@@ -362,10 +362,11 @@ def test_pipelined_cycle_then_hang_up_never_commits_the_open_lease(daemon, obser
     assert d.running()
 
 
-def test_lost_lease_is_still_reported_after_a_failed_acquire(daemon, observer, tables):
+def test_lost_lease_is_still_reported_after_a_failed_acquire_and_a_transact(daemon, observer, tables):
     """Found by make soak: a lease is lost, then an acquire fails
-    (lock_timeout); the next lease op still learns of the lost lease, since
-    no lease was granted in between (PROTOCOL.md §7)."""
+    (lock_timeout) and a transact commits; the next lease op still learns
+    of the lost lease, since no lease was granted in between (a transact
+    leaves none; PROTOCOL.md §7)."""
     d = daemon()
     with d.client() as c, d.client() as other:
         lost = ok(acquire(c, write=["t1"]))["lease"]
@@ -374,6 +375,7 @@ def test_lost_lease_is_still_reported_after_a_failed_acquire(daemon, observer, t
         observer.execute("KILL CONNECTION %d" % thread)
         assert c.wait_event("lease_lost")["lease"] == lost
         assert error_code(acquire(c, write=["t2"], wait_ms=50)) == "lock_timeout"
+        ok(c.call({"op": "transact", "write": ["t1"], "statements": [stmt("SELECT 1")]}))
         resp = query(c, "SELECT 1")
         assert error_code(resp) == "lease_lost" and str(lost) in resp["error"]["message"], resp
         assert error_code(query(c, "SELECT 1")) == "no_lease"
