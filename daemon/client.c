@@ -335,13 +335,21 @@ client_peer_gone(struct client *c)
 static bool
 client_half_close(struct client *c)
 {
-	if (c->state != CLIENT_BUSY || client_peer_gone(c))
+	/* Requests still to answer: one in flight, or ones read ahead or
+	 * buffered whose turn is scheduled but has not come yet. */
+	bool unanswered = c->state == CLIENT_BUSY ||
+			  (c->state == CLIENT_READY &&
+			   (c->nahead > 0 || proto_frame_pending(&c->frame) > 0));
+
+	if (!unanswered || client_peer_gone(c))
 		return false;
 	c->half_closed = true;
 	client_reading(c, false);
 	client_arm(c, CLIENT_TIMER_HANGUP, 50);
 	log_debug("client %llu: closed its sending side; answering what it sent",
 		  (unsigned long long)c->id);
+	if (c->state == CLIENT_READY)
+		event_active(c->next, EV_TIMEOUT, 1);
 	return true;
 }
 

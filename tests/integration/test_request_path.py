@@ -379,3 +379,25 @@ def test_lost_lease_is_still_reported_after_a_failed_acquire_and_a_transact(daem
         resp = query(c, "SELECT 1")
         assert error_code(resp) == "lease_lost" and str(lost) in resp["error"]["message"], resp
         assert error_code(query(c, "SELECT 1")) == "no_lease"
+
+
+def test_a_pipeline_then_shutdown_of_the_sending_side_is_answered_whole(daemon, observer, tables):
+    """printf '…' | socat: every request written before the client shut its
+    sending side is answered, in order, however the answers and the end of
+    input interleave in the daemon."""
+    d = daemon()
+    for round_ in range(20):
+        with d.client() as c:
+            lines = [{"id": 1, "op": "acquire", "write": ["t1"]},
+                     {"id": 2, "op": "query", "sql": "UPDATE t1 SET v = v + 1 WHERE id = 1"},
+                     {"id": 3, "op": "commit"},
+                     {"id": 4, "op": "ping"},
+                     {"id": 5, "op": "transact", "write": ["t1"],
+                      "statements": [stmt("UPDATE t1 SET v = v + 1 WHERE id = 2")]},
+                     {"id": 6, "op": "status"}]
+            c.send_raw(b"".join(json.dumps(o).encode() + b"\n" for o in lines))
+            c.sock.shutdown(socket.SHUT_WR)
+            got = [c.recv_response(timeout=10) for _ in lines]
+            assert [r["id"] for r in got] == [1, 2, 3, 4, 5, 6], got
+            assert all(r["ok"] for r in got), got
+    assert observer.value("t1", 1) == 30 and observer.value("t1", 2) == 40
