@@ -470,6 +470,17 @@ def status(d):
     assert isinstance(resp.get("leases"), list), "status without a leases list: %r" % resp
     return resp
 
+
+def settled_status(d, timeout=5.0):
+    """status once no lease is left in it. A lease leaves status, and is
+    counted in totals, only when its session's release has finished in
+    MySQL, which is after the answer that ended it (a commit's or rollback's
+    answer goes out before the session reset; a lease_expired or
+    lease_revoked event before the rollback): right after such an answer,
+    status may still show the lease, releasing, and totals without it."""
+    return wait_for(lambda: (lambda st: st if st["leases"] == [] else None)(status(d)),
+                    timeout=timeout, what="no lease left in status")
+
 class Daemon:
     """The real tablelockd on a private socket, configured by a file in a temp dir."""
 
@@ -681,6 +692,32 @@ class Observer:
     def can_write(self, table):
         """True when an UPDATE on app.<table> runs (it changes no row)."""
         return self._runs("UPDATE `%s` SET v = v WHERE 1 = 0" % table)
+
+    # The checks above let MySQL make the statement wait up to a second, so
+    # a lock released a moment later still counts as free; the ones below
+    # do not let it wait at all (lock_wait_timeout=0: MySQL fails at once
+    # if the table lock is taken), whatever the machine's load.
+
+    def can_read_now(self, table):
+        """True when a SELECT on app.<table> runs without waiting for a lock:
+        nobody holds a WRITE lock on it at this instant. For an answer that
+        must come with its tables already free (commit, rollback)."""
+        return self._runs("SET STATEMENT lock_wait_timeout=0 FOR SELECT COUNT(*) FROM `%s`" % table)
+
+    def can_write_now(self, table):
+        """True when an UPDATE on app.<table> runs without waiting for a
+        lock: nobody holds a lock on it at this instant."""
+        return self._runs("SET STATEMENT lock_wait_timeout=0 FOR UPDATE `%s` SET v = v WHERE 1 = 0" % table)
+
+    def seconds_until_free(self, table, timeout=30.0):
+        """Lets an UPDATE on app.<table> wait in MySQL until every lock on
+        the table is gone, and returns how long that took (seconds); fails
+        the test when it is still locked after timeout."""
+        t0 = time.monotonic()
+        if not self._runs("SET STATEMENT lock_wait_timeout=%d FOR UPDATE `%s` SET v = v WHERE 1 = 0"
+                          % (max(1, int(scaled(timeout))), table)):
+            raise AssertionError("%s still locked after %.0fs" % (table, scaled(timeout)))
+        return time.monotonic() - t0
 
     def value(self, table, row_id):
         rows = self.execute("SELECT v FROM `%s` WHERE id = %%s" % table, (row_id,))
