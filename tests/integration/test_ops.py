@@ -18,8 +18,8 @@ import time
 import pytest
 
 from conftest import (DAEMON_PASSWORD, REPO, Client, Daemon, _die_with_parent, _short_tempdir,
-                      acquire, error_code, named_client, ok, query, scaled, send_acquire, status,
-                      wait_for)
+                      acquire, error_code, named_client, ok, on_unused_ports, query, scaled,
+                      send_acquire, status, tcp_listening_ports, wait_for)
 
 # ---------------------------------------------------------------- helpers
 
@@ -97,12 +97,6 @@ def connect_refused(path):
         s.close()
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(port, path, timeout=5.0):
     """(status, content type, body) of GET http://127.0.0.1:port/path."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(timeout))
@@ -114,12 +108,12 @@ def http_get(port, path, timeout=5.0):
         conn.close()
 
 
-def http_refused(port):
-    try:
-        http_get(port, "/healthz", timeout=2)
-        return False
-    except ConnectionRefusedError:
-        return True
+def with_metrics(factory, **sections):
+    """(daemon, port): factory(**sections) with the metrics endpoint on an
+    unused port (another, if someone takes it before the daemon binds)."""
+    def start_on(port):
+        return factory(metrics={"listen": "127.0.0.1:%d" % port}, **sections), port
+    return on_unused_ports(start_on)
 
 
 # ---------------------------------------------------------------- Prometheus text
@@ -853,8 +847,7 @@ def test_sd_notify_ready_status_reloading_stopping(daemon, observer, notify_sock
 
 
 def test_metrics_move_with_the_workload(daemon, observer, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port})
+    d, port = with_metrics(daemon)
     assert log_lines(d, r"metrics on http://127.0.0.1:%d/metrics" % port)
     code, ctype, body = http_get(port, "/healthz")
     assert (code, body.strip()) == (200, "ok")
@@ -958,8 +951,7 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
 
 
 def test_metrics_waiting_gauge_and_disconnect(daemon, observer, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port})
+    d, port = with_metrics(daemon)
     m0 = Scrape(port)
     with named_client(d, "holder") as holder, named_client(d, "reader") as reader:
         ok(acquire(holder, write=["t1"]))
@@ -984,9 +976,8 @@ def test_metrics_waiting_gauge_and_disconnect(daemon, observer, tables):
 
 
 def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port},
-               mysql={"socket": "/nonexistent/tl-no-mysql.sock", "connect_timeout_ms": 500})
+    d, port = with_metrics(daemon, mysql={"socket": "/nonexistent/tl-no-mysql.sock",
+                                          "connect_timeout_ms": 500})
     # Ready all the same (clients get `unavailable`), saying why in STATUS=.
     ready = notify_socket.expect("READY", timeout=5)
     assert "unreachable" in ready.get("STATUS", ""), ready
@@ -1000,23 +991,31 @@ def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables)
 
 
 def test_reload_moves_the_metrics_endpoint(daemon):
-    first, second = free_port(), free_port()
-    while second == first:
-        second = free_port()
-    d = start(daemon, metrics={"listen": "127.0.0.1:%d" % first})
+    d, first = with_metrics(lambda **sections: start(daemon, **sections))
     assert http_get(first, "/healthz")[0] == 200
-    assert http_refused(second)
+    # Whether the daemon listens is read from /proc, not by connecting: a
+    # port the daemon does not hold may be anyone else's by now.
+    assert tcp_listening_ports(d.proc.pid) == {first}
 
-    rewrite(d, metrics={"listen": "127.0.0.1:%d" % second})
-    reload(d)
-    assert log_lines(d, r"reload done")
+    def move_to(second):
+        # A reload that cannot bind the new address still ends in "reload
+        # done", after "reload: [metrics] listen …: cannot bind; metrics
+        # endpoint stopped".
+        stopped = len(log_lines(d, r"metrics endpoint stopped"))
+        rewrite(d, metrics={"listen": "127.0.0.1:%d" % second})
+        reload(d)
+        assert log_lines(d, r"reload (done|failed)")[-1].find("reload done") >= 0, d.log_text()[-2000:]
+        lines = log_lines(d, r"metrics endpoint stopped")
+        assert len(lines) == stopped, lines[-1]
+        return second
+    second = on_unused_ports(move_to)
     assert http_get(second, "/healthz")[0] == 200
     Scrape(second)
-    assert http_refused(first), "the old metrics endpoint still answers"
+    assert tcp_listening_ports(d.proc.pid) == {second}, "the old metrics endpoint is still open"
 
     # Removing the key stops the endpoint.
     rewrite(d, metrics={"listen": None})
     reload(d)
-    assert http_refused(second)
+    assert tcp_listening_ports(d.proc.pid) == set()
     with d.client() as c:
         assert c.call({"op": "ping"})["ok"] is True
