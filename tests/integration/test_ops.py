@@ -317,7 +317,10 @@ def test_reload_applies_limits_and_pool_size_and_keeps_the_held_lease(daemon, ob
         assert holder.events == []
     assert observer.can_write("t1")
     assert observer.value("t1", 1) == 102
-    assert log_lines(d, r"lease %d: ended: committed" % held["lease"])
+    # Logged when the lease is freed, after its session's reset, which
+    # follows the commit's answer.
+    wait_for(lambda: log_lines(d, r"lease %d: ended: committed" % held["lease"]), timeout=5,
+             what="the commit in the log")
 
     # Shrinking applies too: surplus idle sessions are closed.
     rewrite(d, mysql={"pool_size": 1})
@@ -542,7 +545,9 @@ def test_drain_ends_a_lease_running_a_statement_and_one_locking(daemon, mariadb,
         send_acquire(locker, write=["t3"], wait_ms=20000)
         locking = wait_state(d, "locker", "locking")["lease"]
         sleeper.send({"op": "query", "sql": "SELECT SLEEP(30)"})
-        time.sleep(0.2)
+        # The drain must find the statement running, not still on its way.
+        wait_for(lambda: any((r["INFO"] or "").startswith("SELECT SLEEP") for r in observer.daemon_threads()),
+                 timeout=3, what="the SLEEP to run in MySQL")
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         resp = locker.recv_response(timeout=3)
@@ -554,7 +559,9 @@ def test_drain_ends_a_lease_running_a_statement_and_one_locking(daemon, mariadb,
         assert sleeper.closed(2)
     assert observer.can_write("t1")
     assert observer.value("t1", 1) == 10
-    assert observer.daemon_threads() == []
+    # The daemon has exited; MySQL ends its connections' threads a moment
+    # after they close.
+    wait_for(lambda: observer.daemon_threads() == [], timeout=3, what="the daemon's sessions to go")
     assert log_lines(d, r"lease %d: ended: daemon shutdown" % lease), d.log_text()[-3000:]
     assert log_lines(d, r"lease %d: ended before it was held: daemon shutdown" % locking), d.log_text()[-3000:]
 
@@ -878,10 +885,12 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
         # A held lease shows; firewall refusals; a lock timeout behind it;
         # then a rollback.
         ok(acquire(main, write=["t1"], read=["t2"]))
-        m1 = Scrape(port)
+        # The session of the last commit is reset after the commit was
+        # answered, and counts as busy until then: wait for it.
+        m1 = wait_for(lambda: (lambda m: m if m("tablelockd_pool_sessions", state="idle") == 3 else None)(
+            Scrape(port)), timeout=5, what="3 idle pool sessions, one lent")
         assert m1("tablelockd_leases_held", mode="write") == 1
         assert m1("tablelockd_leases_held", mode="read") == 0
-        assert m1("tablelockd_pool_sessions", state="idle") == 3
         assert m1("tablelockd_pool_sessions", state="busy") == 1
         assert m1("tablelockd_lease_oldest_held_seconds") >= 0
         assert error_code(query(main, "COMMIT")) == "statement_not_allowed"
@@ -898,9 +907,12 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
         assert error_code(sloppy.recv_response()) == "bad_request"
         assert error_code(sloppy.call({"op": "frobnicate"})) == "bad_request"
 
-        # An expiry.
-        lease = ok(acquire(expiring, write=["t2"], ttl_ms=300))["lease"]
-        ok(query(expiring, "UPDATE t2 SET v = 0 WHERE id = 1"))
+        # An expiry. The UPDATE is sent with the acquire, so that the daemon
+        # runs it within the 300 ms however late this process reads the grant.
+        expiring.send({"op": "acquire", "write": ["t2"], "wait_ms": 2000, "ttl_ms": 300})
+        expiring.send({"op": "query", "sql": "UPDATE t2 SET v = 0 WHERE id = 1"})
+        lease = ok(expiring.recv_response(timeout=5))["lease"]
+        ok(expiring.recv_response(timeout=5))
         assert expiring.wait_event("lease_expired", timeout=3)["lease"] == lease
         wait_for(lambda: observer.can_write("t2"), timeout=2, what="t2 to be free after the expiry")
         assert observer.value("t2", 1) == 10

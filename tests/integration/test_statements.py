@@ -143,6 +143,16 @@ def running_daemon_queries(observer):
             if r["COMMAND"] == "Query" and (r["INFO"] or "") != ""]
 
 
+def wait_no_daemon_query(observer):
+    """Waits until no daemon session runs a statement. Never a single look:
+    MySQL still lists a statement for a moment after sending its result
+    (an interrupted SLEEP the daemon has already answered for), and a
+    session back from a lease runs its reset and settings (mysql_reset_
+    connection, SET autocommit=0, …) after the answer that ended the lease."""
+    wait_for(lambda: running_daemon_queries(observer) == [], timeout=3,
+             what="no daemon query left running in MySQL")
+
+
 # ---------------------------------------------------------------- firewall
 
 # Base statements, by the rule that refuses them. Table names are
@@ -1044,8 +1054,7 @@ def test_slow_statement_times_out_and_the_lease_stays_usable(daemon, observer, t
         took = time.monotonic() - t0
         assert error_code(resp) == "statement_timeout", resp
         assert 0.25 <= took < scaled(1.5), "statement_timeout after %.2fs" % took
-        wait_for(lambda: running_daemon_queries(observer) == [], timeout=0.5,
-                 what="no daemon query left running in MySQL")
+        wait_no_daemon_query(observer)
         assert lease_entry(d, lease)["state"] == "held"
         # Only the slow statement was rolled back.
         assert rows(query(c, "SELECT v FROM t1 WHERE id = 1")) == [[11]]
@@ -1057,7 +1066,7 @@ def test_slow_statement_times_out_and_the_lease_stays_usable(daemon, observer, t
         ok(query(c, "UPDATE t1 SET v = 33 WHERE id = 3"))
         ok(c.call({"op": "commit"}))
     assert table_rows(observer, "t1") == [(1, 11), (2, 20), (3, 33)]
-    assert running_daemon_queries(observer) == []
+    wait_no_daemon_query(observer)
 
 
 def test_slow_statement_in_transact_times_out_and_rolls_back(daemon, observer, tables):
@@ -1069,8 +1078,7 @@ def test_slow_statement_in_transact_times_out_and_rolls_back(daemon, observer, t
         assert resp.get("statement") == 1
         assert time.monotonic() - t0 < scaled(1.5)
         assert table_rows(observer, "t1") == ORIGINAL
-        wait_for(lambda: running_daemon_queries(observer) == [], timeout=0.5,
-                 what="no daemon query left running in MySQL")
+        wait_no_daemon_query(observer)
         settled_status(d)
 
 
