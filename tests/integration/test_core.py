@@ -383,15 +383,16 @@ def test_outside_lock_makes_acquire_wait_in_locking_then_time_out(daemon, observ
         cur.execute("LOCK TABLES t1 WRITE")
     # Both states below must be seen before wait_ms runs out, by polling
     # status and PROCESSLIST: slower runs (valgrind) get a longer wait_ms.
+    # (wait_for and recv_response scale their timeouts themselves.)
     wait_s = scaled(1.5)
     with named_client(d, "blocked") as c:
         t0 = time.monotonic()
         send_acquire(c, write=["t1"], wait_ms=int(wait_s * 1000))
-        entry = wait_state(d, "blocked", "locking", timeout=wait_s)
+        entry = wait_state(d, "blocked", "locking", timeout=1.5)
         assert entry["write"] and short_names(entry["write"]) == ["t1"]
-        wait_for(observer.daemon_waiting, timeout=wait_s,
+        wait_for(observer.daemon_waiting, timeout=1.5,
                  what="the daemon's LOCK TABLES to wait in MySQL")
-        resp = c.recv_response(timeout=wait_s + 5)
+        resp = c.recv_response(timeout=1.5 + 5)
         waited = elapsed_since(t0)
         assert error_code(resp) == "lock_timeout"
         assert wait_s - 0.2 <= waited < wait_s + scaled(1.5), \
