@@ -16,6 +16,7 @@ Env:
 import ctypes
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -82,6 +83,88 @@ def _short_tempdir(prefix):
     if len(base) > 40:
         base = "/tmp"
     return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+# ---------------------------------------------------------------- TCP ports
+#
+# A test's daemon listens on a port chosen here, and nothing stops another
+# process from taking that port between the choice and the daemon's bind:
+# another suite running on the machine, or any outgoing connection, which
+# the kernel gives a port from its ephemeral range (where bind(0) picks too).
+# So ports come from below that range, and a daemon that could not bind one
+# is started again on another.
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def unused_port():
+    """A TCP port of 127.0.0.1 that nobody is bound to now, below the
+    kernel's ephemeral range."""
+    high = max(_ephemeral_low(), 12000)
+    for _ in range(200):
+        port = random.randrange(10000, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no unused TCP port found below %d" % high)
+
+
+# What the daemon says when a listen or metrics address is taken.
+BIND_FAILURES = ("Address already in use", "cannot bind")
+
+
+def on_unused_ports(start, count=1, attempts=5):
+    """Returns start(*ports) for count distinct unused ports. When start
+    fails because the daemon could not bind one of them (its log, in the
+    AssertionError, says so), tries again with other ports."""
+    for attempt in range(attempts):
+        ports = []
+        while len(ports) < count:
+            port = unused_port()
+            if port not in ports:
+                ports.append(port)
+        try:
+            return start(*ports)
+        except AssertionError as e:
+            if attempt + 1 == attempts or not any(m in str(e) for m in BIND_FAILURES):
+                raise
+            print("ports %r were taken meanwhile (%s); trying others" % (ports, str(e).splitlines()[0]))
+
+
+def tcp_listening_ports(pid):
+    """The TCP ports process pid listens on (from /proc, so a port that
+    another process listens on does not count)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address rem_address st ... inode; st 0A is LISTEN
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 # ---------------------------------------------------------------- MariaDB
@@ -470,6 +553,17 @@ def status(d):
     assert isinstance(resp.get("leases"), list), "status without a leases list: %r" % resp
     return resp
 
+
+def settled_status(d, timeout=5.0):
+    """status once no lease is left in it. A lease leaves status, and is
+    counted in totals, only when its session's release has finished in
+    MySQL, which is after the answer that ended it (a commit's or rollback's
+    answer goes out before the session reset; a lease_expired or
+    lease_revoked event before the rollback): right after such an answer,
+    status may still show the lease, releasing, and totals without it."""
+    return wait_for(lambda: (lambda st: st if st["leases"] == [] else None)(status(d)),
+                    timeout=timeout, what="no lease left in status")
+
 class Daemon:
     """The real tablelockd on a private socket, configured by a file in a temp dir."""
 
@@ -681,6 +775,32 @@ class Observer:
     def can_write(self, table):
         """True when an UPDATE on app.<table> runs (it changes no row)."""
         return self._runs("UPDATE `%s` SET v = v WHERE 1 = 0" % table)
+
+    # The checks above let MySQL make the statement wait up to a second, so
+    # a lock released a moment later still counts as free; the ones below
+    # do not let it wait at all (lock_wait_timeout=0: MySQL fails at once
+    # if the table lock is taken), whatever the machine's load.
+
+    def can_read_now(self, table):
+        """True when a SELECT on app.<table> runs without waiting for a lock:
+        nobody holds a WRITE lock on it at this instant. For an answer that
+        must come with its tables already free (commit, rollback)."""
+        return self._runs("SET STATEMENT lock_wait_timeout=0 FOR SELECT COUNT(*) FROM `%s`" % table)
+
+    def can_write_now(self, table):
+        """True when an UPDATE on app.<table> runs without waiting for a
+        lock: nobody holds a lock on it at this instant."""
+        return self._runs("SET STATEMENT lock_wait_timeout=0 FOR UPDATE `%s` SET v = v WHERE 1 = 0" % table)
+
+    def seconds_until_free(self, table, timeout=30.0):
+        """Lets an UPDATE on app.<table> wait in MySQL until every lock on
+        the table is gone, and returns how long that took (seconds); fails
+        the test when it is still locked after timeout."""
+        t0 = time.monotonic()
+        if not self._runs("SET STATEMENT lock_wait_timeout=%d FOR UPDATE `%s` SET v = v WHERE 1 = 0"
+                          % (max(1, int(scaled(timeout))), table)):
+            raise AssertionError("%s still locked after %.0fs" % (table, scaled(timeout)))
+        return time.monotonic() - t0
 
     def value(self, table, row_id):
         rows = self.execute("SELECT v FROM `%s` WHERE id = %%s" % table, (row_id,))

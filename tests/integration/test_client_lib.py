@@ -252,8 +252,11 @@ def test_lease_that_expires_between_calls_is_reported_by_the_next_call(daemon, d
                                                                       observer):
     d = daemon()
     c = drivers(d.sock)
-    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=ms(0.3))["acquired"]
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=10000)["acquired"]
     c.ok("query", sql="UPDATE t1 SET v = 99 WHERE id = 1")
+    # The short TTL only now that the UPDATE is in (renew counts from
+    # now): acquiring with it raced the UPDATE against 300 ms.
+    c.ok("renew", ttl=ms(0.3))
     wait_until(lambda: observer.can_write("t1"), what="the expired lease to unlock t1")
     # Once the event has arrived (the socket is readable), the next call,
     # whatever it is, reports it.
@@ -279,8 +282,11 @@ def test_expiry_during_a_statement_is_reported_once(daemon, drivers, tables):
 def test_poll_reports_the_event_without_a_request(daemon, drivers, tables):
     d = daemon()
     c = drivers(d.sock)
-    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=ms(0.3))["acquired"]
+    lease = c.ok("acquire", write=["t1"], wait=2000, ttl=10000)["acquired"]
     assert c.ok("poll", timeout=0)["event"] is None
+    # Shortened only after the poll that must find nothing, which a 300 ms
+    # lease could already have outlived on a busy machine.
+    c.ok("renew", ttl=ms(0.3))
     r = c.ok("poll", timeout=ms(5))
     assert r["event"] == {"name": "lease_expired", "code": PROTOCOL_CODES.index("lease_expired"),
                           "lease": lease, "reason": ""}

@@ -105,8 +105,11 @@ def test_daemon_not_running(tmp_path):
 
 
 def test_expired_lease_is_raised_by_the_next_call(client, tables, observer):
-    lease = client.acquire(write=["t1"], ttl_ms=int(scaled(0.3) * 1000))
+    lease = client.acquire(write=["t1"], ttl_ms=10000)
     client.query("UPDATE t1 SET v = 0")
+    # The short TTL only now that the UPDATE is in (renew counts from now):
+    # acquiring with it raced the UPDATE against 300 ms.
+    lease.renew(int(scaled(0.3) * 1000))
     wait_until(lambda: observer.can_write("t1"), what="expiry")
     # The event is on its way; once it is here, the next call reports it.
     assert select.select([client.fileno()], [], [], scaled(5))[0], "no event from the daemon"
@@ -119,8 +122,10 @@ def test_expired_lease_is_raised_by_the_next_call(client, tables, observer):
 
 def test_block_whose_lease_expired_does_not_pass_silently(client, tables, observer):
     with pytest.raises(tablelock.LeaseEndedError) as e:
-        with client.lock(write=["t1"], ttl_ms=int(scaled(0.3) * 1000)) as lease:
+        with client.lock(write=["t1"], ttl_ms=10000) as lease:
             lease.query("UPDATE t1 SET v = 1")
+            # Shortened once the UPDATE is in, not raced against it.
+            lease.renew(int(scaled(0.3) * 1000))
             time.sleep(scaled(1.0))
     assert e.value.code == "lease_expired"
     assert observer.value("t1", 1) == 10
@@ -187,9 +192,12 @@ def test_aliases_renew_status_and_revoke(daemon, tables, observer):
 
 def test_call_timeout_closes_the_connection_and_rolls_back(daemon, tables, observer):
     d = daemon()
-    with tablelock.Client(d.sock, timeout=scaled(0.5)) as c:
+    with tablelock.Client(d.sock) as c:
         c.acquire(write=["t1"])
         c.query("UPDATE t1 SET v = 1")
+        # The short call timeout for the slow statement only: the setup's
+        # calls under it failed whenever the machine was slow for 0.5 s.
+        c.timeout = scaled(0.5)
         t0 = time.monotonic()
         with pytest.raises(tablelock.TablelockTimeout) as e:
             c.query("SELECT SLEEP(%d)" % int(scaled(3)))

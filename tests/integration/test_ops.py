@@ -18,8 +18,8 @@ import time
 import pytest
 
 from conftest import (DAEMON_PASSWORD, REPO, Client, Daemon, _die_with_parent, _short_tempdir,
-                      acquire, error_code, named_client, ok, query, scaled, send_acquire, status,
-                      wait_for)
+                      acquire, error_code, named_client, ok, on_unused_ports, query, scaled,
+                      send_acquire, status, tcp_listening_ports, wait_for)
 
 # ---------------------------------------------------------------- helpers
 
@@ -97,12 +97,6 @@ def connect_refused(path):
         s.close()
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(port, path, timeout=5.0):
     """(status, content type, body) of GET http://127.0.0.1:port/path."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(timeout))
@@ -114,12 +108,12 @@ def http_get(port, path, timeout=5.0):
         conn.close()
 
 
-def http_refused(port):
-    try:
-        http_get(port, "/healthz", timeout=2)
-        return False
-    except ConnectionRefusedError:
-        return True
+def with_metrics(factory, **sections):
+    """(daemon, port): factory(**sections) with the metrics endpoint on an
+    unused port (another, if someone takes it before the daemon binds)."""
+    def start_on(port):
+        return factory(metrics={"listen": "127.0.0.1:%d" % port}, **sections), port
+    return on_unused_ports(start_on)
 
 
 # ---------------------------------------------------------------- Prometheus text
@@ -323,7 +317,10 @@ def test_reload_applies_limits_and_pool_size_and_keeps_the_held_lease(daemon, ob
         assert holder.events == []
     assert observer.can_write("t1")
     assert observer.value("t1", 1) == 102
-    assert log_lines(d, r"lease %d: ended: committed" % held["lease"])
+    # Logged when the lease is freed, after its session's reset, which
+    # follows the commit's answer.
+    wait_for(lambda: log_lines(d, r"lease %d: ended: committed" % held["lease"]), timeout=5,
+             what="the commit in the log")
 
     # Shrinking applies too: surplus idle sessions are closed.
     rewrite(d, mysql={"pool_size": 1})
@@ -427,6 +424,10 @@ def test_sigterm_drains_held_leases_then_rolls_back_the_rest(daemon, observer, t
         resp = waiter.recv_response(timeout=2)
         assert error_code(resp) == "shutting_down", resp
         assert elapsed_since(t0) < scaled(1.0)
+        # The idle lease still holds t2 while the window lasts. Checked now,
+        # early in the window, and without letting MySQL wait (a wait of a
+        # second, on a busy machine, could run past the window's end).
+        assert not observer.can_write_now("t2")
         # Listeners close: the socket file goes, new connections are refused.
         wait_for(lambda: not os.path.exists(d.sock), timeout=1, what="the socket file to be removed")
         assert connect_refused(d.sock)
@@ -442,10 +443,8 @@ def test_sigterm_drains_held_leases_then_rolls_back_the_rest(daemon, observer, t
         # ... and cannot start another lease.
         assert error_code(acquire(committer, write=["t1"])) == "shutting_down"
 
-        # The idle lease still holds t2 while the window lasts.
-        assert not observer.can_write("t2")
-        assert d.running(), "the daemon exited before the drain window ended"
-
+        # (That the daemon waited for the window's end is the exit time's
+        # lower bound below, which holds however slow the steps above were.)
         rc = wait_exit(d, drain_ms / 1000.0 + 5)
         took = elapsed_since(t0)
         assert rc == 0, d.log_text()[-3000:]
@@ -548,7 +547,9 @@ def test_drain_ends_a_lease_running_a_statement_and_one_locking(daemon, mariadb,
         send_acquire(locker, write=["t3"], wait_ms=20000)
         locking = wait_state(d, "locker", "locking")["lease"]
         sleeper.send({"op": "query", "sql": "SELECT SLEEP(30)"})
-        time.sleep(0.2)
+        # The drain must find the statement running, not still on its way.
+        wait_for(lambda: any((r["INFO"] or "").startswith("SELECT SLEEP") for r in observer.daemon_threads()),
+                 timeout=3, what="the SLEEP to run in MySQL")
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         resp = locker.recv_response(timeout=3)
@@ -560,7 +561,9 @@ def test_drain_ends_a_lease_running_a_statement_and_one_locking(daemon, mariadb,
         assert sleeper.closed(2)
     assert observer.can_write("t1")
     assert observer.value("t1", 1) == 10
-    assert observer.daemon_threads() == []
+    # The daemon has exited; MySQL ends its connections' threads a moment
+    # after they close.
+    wait_for(lambda: observer.daemon_threads() == [], timeout=3, what="the daemon's sessions to go")
     assert log_lines(d, r"lease %d: ended: daemon shutdown" % lease), d.log_text()[-3000:]
     assert log_lines(d, r"lease %d: ended before it was held: daemon shutdown" % locking), d.log_text()[-3000:]
 
@@ -670,7 +673,11 @@ def test_queued_answers_are_flushed_at_shutdown(daemon, observer, tables):
         c.send({"op": "query", "sql": "SELECT REPEAT('x', 4000000) AS big"})
         time.sleep(0.3)
         c.send({"op": "commit"})
-        wait_for(lambda: observer.value("t1", 1) == 4242, timeout=3, what="the commit in MySQL")
+        # t1 stays locked until the commit: reading it before would wait,
+        # and fail after the observer's lock_wait_timeout (1 s), where a
+        # busy machine can take longer than that over the 4 MB result.
+        wait_for(lambda: observer.can_read_now("t1") and observer.value("t1", 1) == 4242, timeout=10,
+                 what="the commit in MySQL")
         try:
             big = c.recv_response(timeout=5)
             commit = c.recv_response(timeout=5)
@@ -853,8 +860,7 @@ def test_sd_notify_ready_status_reloading_stopping(daemon, observer, notify_sock
 
 
 def test_metrics_move_with_the_workload(daemon, observer, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port})
+    d, port = with_metrics(daemon)
     assert log_lines(d, r"metrics on http://127.0.0.1:%d/metrics" % port)
     code, ctype, body = http_get(port, "/healthz")
     assert (code, body.strip()) == (200, "ok")
@@ -885,10 +891,12 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
         # A held lease shows; firewall refusals; a lock timeout behind it;
         # then a rollback.
         ok(acquire(main, write=["t1"], read=["t2"]))
-        m1 = Scrape(port)
+        # The session of the last commit is reset after the commit was
+        # answered, and counts as busy until then: wait for it.
+        m1 = wait_for(lambda: (lambda m: m if m("tablelockd_pool_sessions", state="idle") == 3 else None)(
+            Scrape(port)), timeout=5, what="3 idle pool sessions, one lent")
         assert m1("tablelockd_leases_held", mode="write") == 1
         assert m1("tablelockd_leases_held", mode="read") == 0
-        assert m1("tablelockd_pool_sessions", state="idle") == 3
         assert m1("tablelockd_pool_sessions", state="busy") == 1
         assert m1("tablelockd_lease_oldest_held_seconds") >= 0
         assert error_code(query(main, "COMMIT")) == "statement_not_allowed"
@@ -905,9 +913,12 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
         assert error_code(sloppy.recv_response()) == "bad_request"
         assert error_code(sloppy.call({"op": "frobnicate"})) == "bad_request"
 
-        # An expiry.
-        lease = ok(acquire(expiring, write=["t2"], ttl_ms=300))["lease"]
-        ok(query(expiring, "UPDATE t2 SET v = 0 WHERE id = 1"))
+        # An expiry. The UPDATE is sent with the acquire, so that the daemon
+        # runs it within the 300 ms however late this process reads the grant.
+        expiring.send({"op": "acquire", "write": ["t2"], "wait_ms": 2000, "ttl_ms": 300})
+        expiring.send({"op": "query", "sql": "UPDATE t2 SET v = 0 WHERE id = 1"})
+        lease = ok(expiring.recv_response(timeout=5))["lease"]
+        ok(expiring.recv_response(timeout=5))
         assert expiring.wait_event("lease_expired", timeout=3)["lease"] == lease
         wait_for(lambda: observer.can_write("t2"), timeout=2, what="t2 to be free after the expiry")
         assert observer.value("t2", 1) == 10
@@ -958,8 +969,7 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
 
 
 def test_metrics_waiting_gauge_and_disconnect(daemon, observer, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port})
+    d, port = with_metrics(daemon)
     m0 = Scrape(port)
     with named_client(d, "holder") as holder, named_client(d, "reader") as reader:
         ok(acquire(holder, write=["t1"]))
@@ -984,9 +994,8 @@ def test_metrics_waiting_gauge_and_disconnect(daemon, observer, tables):
 
 
 def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables):
-    port = free_port()
-    d = daemon(metrics={"listen": "127.0.0.1:%d" % port},
-               mysql={"socket": "/nonexistent/tl-no-mysql.sock", "connect_timeout_ms": 500})
+    d, port = with_metrics(daemon, mysql={"socket": "/nonexistent/tl-no-mysql.sock",
+                                          "connect_timeout_ms": 500})
     # Ready all the same (clients get `unavailable`), saying why in STATUS=.
     ready = notify_socket.expect("READY", timeout=5)
     assert "unreachable" in ready.get("STATUS", ""), ready
@@ -1000,23 +1009,31 @@ def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables)
 
 
 def test_reload_moves_the_metrics_endpoint(daemon):
-    first, second = free_port(), free_port()
-    while second == first:
-        second = free_port()
-    d = start(daemon, metrics={"listen": "127.0.0.1:%d" % first})
+    d, first = with_metrics(lambda **sections: start(daemon, **sections))
     assert http_get(first, "/healthz")[0] == 200
-    assert http_refused(second)
+    # Whether the daemon listens is read from /proc, not by connecting: a
+    # port the daemon does not hold may be anyone else's by now.
+    assert tcp_listening_ports(d.proc.pid) == {first}
 
-    rewrite(d, metrics={"listen": "127.0.0.1:%d" % second})
-    reload(d)
-    assert log_lines(d, r"reload done")
+    def move_to(second):
+        # A reload that cannot bind the new address still ends in "reload
+        # done", after "reload: [metrics] listen …: cannot bind; metrics
+        # endpoint stopped".
+        stopped = len(log_lines(d, r"metrics endpoint stopped"))
+        rewrite(d, metrics={"listen": "127.0.0.1:%d" % second})
+        reload(d)
+        assert log_lines(d, r"reload (done|failed)")[-1].find("reload done") >= 0, d.log_text()[-2000:]
+        lines = log_lines(d, r"metrics endpoint stopped")
+        assert len(lines) == stopped, lines[-1]
+        return second
+    second = on_unused_ports(move_to)
     assert http_get(second, "/healthz")[0] == 200
     Scrape(second)
-    assert http_refused(first), "the old metrics endpoint still answers"
+    assert tcp_listening_ports(d.proc.pid) == {second}, "the old metrics endpoint is still open"
 
     # Removing the key stops the endpoint.
     rewrite(d, metrics={"listen": None})
     reload(d)
-    assert http_refused(second)
+    assert tcp_listening_ports(d.proc.pid) == set()
     with d.client() as c:
         assert c.call({"op": "ping"})["ok"] is True

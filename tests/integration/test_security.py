@@ -32,7 +32,8 @@ import time
 
 import pytest
 
-from conftest import DAEMON_PASSWORD, REPO, acquire, error_code, ok, scaled, wait_for
+from conftest import (DAEMON_PASSWORD, REPO, acquire, error_code, ok, on_unused_ports, scaled,
+                      unused_port, wait_for)
 
 LOG = logging.getLogger("test_security")
 
@@ -48,14 +49,6 @@ BAD_TOKEN = "tl-wrong-Hj3nB8cVu0Lp"
 def daemon_binary():
     binary = os.environ.get("TABLELOCKD") or os.path.join(REPO, "daemon", "tablelockd")
     return os.path.abspath(binary)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _die_with_parent():
@@ -97,6 +90,14 @@ def serve(daemon, secdir):
         return d
 
     return start
+
+
+def serve_on_port(serve, scheme, **sections):
+    """(daemon, port): serve() with one more listener, SCHEME:127.0.0.1:PORT,
+    on an unused port (started again on another if someone took it before
+    the daemon could bind it)."""
+    return on_unused_ports(
+        lambda port: (serve(listen=["%s:127.0.0.1:%d" % (scheme, port)], **sections), port))
 
 
 def clients_count(c):
@@ -474,13 +475,11 @@ def test_access_rules_reload_on_sighup(serve, tables, observer):
 
 
 def tcp_token_daemon(serve, **extra):
-    port = free_port()
     sections = {"tokens": {TOKEN_NAME: TOKEN_SHA256},
                 "access": {"allow": ["user:root admin write app.*", "token:%s write app.t1" % TOKEN_NAME]}}
     for k, v in extra.items():
         sections.setdefault(k, {}).update(v)
-    d = serve(listen=["tcp:127.0.0.1:%d" % port], **sections)
-    return d, port
+    return serve_on_port(serve, "tcp", **sections)
 
 
 def test_token_over_tcp_allowed(serve, tables, observer):
@@ -530,10 +529,13 @@ def test_tcp_bad_token_is_delayed_and_logged_without_the_token(serve, tables, ob
         bad_addr = bad.local_address()
         t0 = time.monotonic()
         bad.send({"op": "hello", "token": BAD_TOKEN})
-        # The delay is per connection: the daemon keeps serving others meanwhile.
-        t1 = time.monotonic()
+        # The delay is per connection: the daemon keeps serving others
+        # meanwhile, so other's ping is answered while bad still waits. (Its
+        # order, not a time bound on the ping, which a busy machine can
+        # slow.)
         ok(other.call({"op": "ping"}))
-        assert time.monotonic() - t1 < 0.5, "a failed authentication stalled other clients"
+        assert not bad.buf and not select.select([bad.sock], [], [], 0)[0], \
+            "a failed authentication stalled other clients: the ping was answered after it"
         resp = bad.recv_response(timeout=5)
         elapsed = time.monotonic() - t0
         assert error_code(resp) == "unauthenticated", resp
@@ -554,9 +556,8 @@ def test_tcp_bad_token_is_delayed_and_logged_without_the_token(serve, tables, ob
 
 
 def test_tls_certificate_identity(serve, tables, observer, pki):
-    port = free_port()
-    serve(listen=["tls:127.0.0.1:%d" % port], tls=tls_section(pki),
-          access={"allow": ["user:root admin write app.*", "cn:good-client write app.*"]})
+    _, port = serve_on_port(serve, "tls", tls=tls_section(pki),
+                            access={"allow": ["user:root admin write app.*", "cn:good-client write app.*"]})
 
     with NetClient.tls(port, client_context(pki, "good")) as c:
         assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
@@ -583,9 +584,7 @@ def test_tls_certificate_identity(serve, tables, observer, pki):
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls_refuses_tls_1_1(serve, pki):
-    port = free_port()
-    serve(listen=["tls:127.0.0.1:%d" % port], tls=tls_section(pki),
-          access={"allow": "cn:good-client write app.*"})
+    _, port = serve_on_port(serve, "tls", tls=tls_section(pki), access={"allow": "cn:good-client write app.*"})
     ctx = client_context(pki, "good")
     try:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_1
@@ -615,17 +614,18 @@ def test_tls_refuses_tls_1_1(serve, pki):
 
 
 def test_tcp_listener_without_auth_refuses_to_start(serve, pki):
-    port = free_port()
+    port = unused_port()
     d = serve(listen=["tcp:127.0.0.1:%d" % port], wait=False)
     rc = d.proc.wait(timeout=scaled(10))
     log = d.log_text()
     assert rc != 0, "the daemon started a TCP listener without authentication"
     assert "tcp:127.0.0.1:%d" % port in log and "authentication" in log and "[tokens]" in log, log
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    # From the log, not by connecting: once the daemon is gone, whoever
+    # answers on that port is someone else.
+    assert "listening on tcp:" not in log, log
 
     # tls: without client_ca and without tokens: the same.
-    port = free_port()
+    port = unused_port()
     d = serve(listen=["tls:127.0.0.1:%d" % port], tls=tls_section(pki, client_ca=False), wait=False)
     rc = d.proc.wait(timeout=scaled(10))
     log = d.log_text()
@@ -704,7 +704,10 @@ def test_revoke_refused_to_non_admins_allowed_to_admin(serve, tables, observer):
         assert observer.value("t1", 1) == 10, "the revoked lease's uncommitted write survived"
         assert error_code(holder.call({"op": "query", "sql": "SELECT 1"})) == "no_lease"
         assert error_code(admin.call({"op": "revoke", "lease": lease})) == "no_lease"
-        assert ok(admin.call({"op": "status"}))["totals"]["revoked"] == 1
+        # Counted when the lease is freed, once the daemon has its UNLOCK
+        # TABLES back, which may be after the observer saw t1 free.
+        wait_for(lambda: ok(admin.call({"op": "status"}))["totals"]["revoked"] == 1,
+                 what="the revoke in totals")
 
     # Without any rule, admin is root (or the daemon's user) only.
     d2 = serve(daemon={"socket_mode": "0666"})
@@ -879,20 +882,25 @@ def test_request_timeout_closes_incomplete_lines(serve):
 
 def test_idle_timeout(serve, tables, observer):
     d = serve(daemon={"idle_timeout_ms": 500})
-    with d.client() as idle, d.client() as busy, d.client() as leased:
-        ok(leased.call({"op": "hello"}))
-        ok(acquire(leased, write=["t1"]))
-        t0 = time.monotonic()
-        # busy pings every ~200 ms; leased holds a lease and says nothing.
+    # The lease first: the idle connection's clock starts when it connects,
+    # and the acquire's time (long on a loaded machine) must not count.
+    leased = d.client()
+    ok(leased.call({"op": "hello"}))
+    ok(acquire(leased, write=["t1"]))
+    t0 = time.monotonic()
+    idle, busy = d.client(), d.client()
+    with leased, idle, busy:
+        # busy pings every ~100 ms, well inside the 500; leased holds a
+        # lease and says nothing.
         idle_closed_at = None
         while time.monotonic() - t0 < 1.5:
             ok(busy.call({"op": "ping"}))
-            if idle_closed_at is None and idle.closed(timeout=0.2):
+            if idle_closed_at is None and idle.closed(timeout=0.1):
                 idle_closed_at = time.monotonic() - t0
             elif idle_closed_at is not None:
-                time.sleep(0.2)
+                time.sleep(0.1)
         assert idle_closed_at is not None, "an idle connection outlived idle_timeout_ms"
-        assert 0.3 <= idle_closed_at <= scaled(1.5), idle_closed_at
+        assert 0.4 <= idle_closed_at <= scaled(1.5), idle_closed_at
         ok(busy.call({"op": "ping"}))
         assert not observer.can_write("t1"), "the leased connection was closed while idle"
         ok(leased.call({"op": "query", "sql": "UPDATE t1 SET v = 1 WHERE id = 1"}))
@@ -1132,16 +1140,23 @@ for s in conns + loris:
 """
 
 
-def _cycle(c):
+def _cycle(c, pid):
+    """One acquire/UPDATE/commit on c, served by the daemon pid: (seconds it
+    took, the same less the time the daemon spent meanwhile runnable but
+    waiting for a CPU, which is the machine's, not the daemon's)."""
+    waited0 = _sched_seconds(pid)[1]
     t0 = time.perf_counter()
     ok(c.call({"op": "acquire", "write": ["t1"], "wait_ms": 5000, "ttl_ms": 10000}))
     ok(c.call({"op": "query", "sql": "UPDATE t1 SET v = v + 1 WHERE id = 1"}))
     ok(c.call({"op": "commit"}))
-    return time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    return took, took - (_sched_seconds(pid)[1] - waited0)
 
 
-def _stats(samples):
-    s = sorted(samples)
+def _stats(samples, own=True):
+    """Median and p99 of _cycle samples: of their own time (without the
+    daemon's wait for a CPU), or with own=False of the whole time."""
+    s = sorted(x[1] if own else x[0] for x in samples)
     if not s:
         return {"n": 0, "median_ms": float("nan"), "p99_ms": float("nan")}
     return {"n": len(s), "median_ms": statistics.median(s) * 1000.0,
@@ -1152,7 +1167,8 @@ FLOOD_CONNECTIONS = 10000
 FLOOD_LORIS = 5
 FLOOD_PACE_S = 0.01  # the legit client runs one cycle every ~10 ms, before and during
 # The medians are sub-millisecond to a few ms, where scheduler noise alone is
-# a sizeable fraction; the bound is median_during <= 2 * median_before + this.
+# a sizeable fraction; the bound is median_during <= 2 * median_before + this
+# (before times the machine's slowdown, see _run_flood).
 LATENCY_FLOOR_S = 0.001
 
 
@@ -1168,7 +1184,25 @@ def _sched_seconds(pid):
 def _run_flood(serve, observer, record_property, mode, cycles, max_during_s):
     """Runs the legit client's paced cycles before and during a flood by the
     hostile child (HOSTILE_SCRIPT in `mode`); returns (report, during
-    median, bound), after the checks that do not depend on latency."""
+    median, bound), after the checks that do not depend on latency.
+
+    The latency before and during the flood is measured at different times,
+    and a busy machine (other work beside the suite, and the hostile child's
+    own CPU) slows the cycles during the flood whatever the daemon does. Two
+    measurements in the same run take that share out:
+
+    - each cycle does not count the time the daemon spent runnable but
+      waiting for a CPU (its run queue delay, /proc/PID/schedstat). Serving
+      the flood, the daemon uses CPU, so the kernel's fair scheduler makes
+      it wait its turn behind a CPU-bound neighbour at each wake-up, for
+      milliseconds, where an idle daemon would run at once;
+    - each cycle on the flooded daemon is paired with one on a second
+      daemon, the control, which nobody floods: how much slower the
+      control's cycles got (MySQL and this process share the machine too)
+      stretches the bound by that factor (never shrinks it).
+
+    What remains is the daemon's own doing: time it spent on other work
+    while the legit request waited, which is what a flood must not take."""
     started = time.monotonic()
     need = FLOOD_CONNECTIONS + 2000
     old_limits = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1181,28 +1215,40 @@ def _run_flood(serve, observer, record_property, mode, cycles, max_during_s):
         pytest.fail("cannot raise RLIMIT_NOFILE to %d (limits %r)" % (need, resource.getrlimit(resource.RLIMIT_NOFILE)))
     hostile = None
     legit = None
+    reference = None
     try:
         # The daemon (and the hostile child) inherit the raised limit.
         d = serve(daemon={"max_clients": FLOOD_CONNECTIONS + 5000})
         with open("/proc/%d/limits" % d.proc.pid) as f:
             daemon_limit = [l for l in f if l.startswith("Max open files")][0]
         assert int(daemon_limit.split()[3]) >= need, daemon_limit
+        control = serve()
 
         legit = d.client()
         ok(legit.call({"op": "hello", "client": "legit"}))
+        reference = control.client()
+        ok(reference.call({"op": "hello", "client": "legit-control"}))
 
         def paced_cycles(count, poll=None, max_s=None):
-            samples = []
+            """count cycles on the flooded daemon, each paired with one on
+            the control (in turns first, so that neither always runs right
+            after the pause): (samples, control samples)."""
+            samples, controls = [], []
             t0 = time.monotonic()
             while len(samples) < count and (max_s is None or time.monotonic() - t0 < max_s):
-                samples.append(_cycle(legit))
+                if len(samples) % 2 == 0:
+                    samples.append(_cycle(legit, d.proc.pid))
+                    controls.append(_cycle(reference, control.proc.pid))
+                else:
+                    controls.append(_cycle(reference, control.proc.pid))
+                    samples.append(_cycle(legit, d.proc.pid))
                 if poll is not None:
                     poll(len(samples))
                 time.sleep(FLOOD_PACE_S)
-            return samples
+            return samples, controls
 
-        paced_cycles(30)  # warm up the pool and caches
-        before = paced_cycles(cycles)
+        paced_cycles(30)  # warm up the pools and caches
+        before, control_before = paced_cycles(cycles)
 
         hostile = subprocess.Popen(
             ["/usr/bin/python3", "-c", HOSTILE_SCRIPT, d.sock, str(FLOOD_CONNECTIONS), str(FLOOD_LORIS), mode],
@@ -1226,7 +1272,7 @@ def _run_flood(serve, observer, record_property, mode, cycles, max_during_s):
                 if msg is not None:
                     opened.update(msg, at_cycle=n)
         sched0, t0 = _sched_seconds(d.proc.pid), time.monotonic()
-        during = paced_cycles(cycles, poll, max_during_s)
+        during, control_during = paced_cycles(cycles, poll, max_during_s)
         sched1, window = _sched_seconds(d.proc.pid), time.monotonic() - t0
         cpu, runq = (sched1[0] - sched0[0]) / window, (sched1[1] - sched0[1]) / window
         while not opened and time.monotonic() - started < 40:
@@ -1240,22 +1286,31 @@ def _run_flood(serve, observer, record_property, mode, cycles, max_during_s):
         assert stopped and stopped["state"] == "stopped", stopped
 
         b, dr = _stats(before), _stats(during)
+        raw_b, raw_dr = _stats(before, own=False), _stats(during, own=False)
+        cb, cdr = _stats(control_before), _stats(control_during)
         burst, after = _stats(during[:opened["at_cycle"]]), _stats(during[opened["at_cycle"]:])
-        bound_ms = 2 * b["median_ms"] + LATENCY_FLOOR_S * 1000
+        machine = max(1.0, cdr["median_ms"] / cb["median_ms"])
+        bound_ms = 2 * b["median_ms"] * machine + LATENCY_FLOOR_S * 1000
         report = (
             "flood (%s): %d hostile connections opened in %.2fs (%d/s), then %d more opened and closed "
             "(%d/s), %d failed connects %r; %d slow-loris connections dripped %d bytes each (%d cut off); "
             "daemon counted %d clients at the end; during the flood it ran %.0f%% of the time and waited for "
             "a CPU %.0f%% (load average %.1f). "
-            "Legit acquire/UPDATE/commit cycle, one every ~%d ms: "
-            "BEFORE median %.3f ms p99 %.3f ms (n=%d); DURING median %.3f ms p99 %.3f ms (n=%d) [while the "
+            "Legit acquire/UPDATE/commit cycle, one every ~%d ms, as measured (the daemon's waits for a "
+            "CPU included): BEFORE median %.3f ms p99 %.3f ms; DURING median %.3f ms p99 %.3f ms. "
+            "Without those waits: BEFORE median %.3f ms p99 %.3f ms (n=%d); DURING median %.3f ms p99 "
+            "%.3f ms (n=%d) [while the "
             "first 10,000 opened: median %.3f p99 %.3f n=%d; after: median %.3f p99 %.3f n=%d]; "
-            "bound median_during <= 2 * median_before + %.1f ms = %.3f ms"
+            "the same on an unflooded control daemon: BEFORE median %.3f ms, DURING median %.3f ms, "
+            "so the machine itself was %.2f times slower; "
+            "bound median_during <= 2 * median_before * %.2f + %.1f ms = %.3f ms"
             % (mode, opened["count"], opened["seconds"], stopped["open_per_s"], stopped["churned"],
                stopped["churn_per_s"], stopped["failed"], stopped["errors"], FLOOD_LORIS, stopped["loris_bytes"],
-               stopped["loris_cut"], st["clients"], cpu * 100, runq * 100, os.getloadavg()[0], FLOOD_PACE_S * 1000, b["median_ms"], b["p99_ms"],
+               stopped["loris_cut"], st["clients"], cpu * 100, runq * 100, os.getloadavg()[0], FLOOD_PACE_S * 1000,
+               raw_b["median_ms"], raw_b["p99_ms"], raw_dr["median_ms"], raw_dr["p99_ms"], b["median_ms"], b["p99_ms"],
                b["n"], dr["median_ms"], dr["p99_ms"], dr["n"], burst["median_ms"], burst["p99_ms"], burst["n"],
-               after["median_ms"], after["p99_ms"], after["n"], LATENCY_FLOOR_S * 1000, bound_ms))
+               after["median_ms"], after["p99_ms"], after["n"], cb["median_ms"], cdr["median_ms"], machine,
+               machine, LATENCY_FLOOR_S * 1000, bound_ms))
         print(report)
         LOG.warning(report)
         record_property("flood_latency_" + mode, report)
@@ -1263,13 +1318,16 @@ def _run_flood(serve, observer, record_property, mode, cycles, max_during_s):
         assert d.running(), "the daemon died under the flood"
         assert st["clients"] >= FLOOD_CONNECTIONS, "the daemon held only %d connections" % st["clients"]
         assert stopped["loris_bytes"] >= 2, "the slow loris did not get to drip"
-        assert observer.value("t1", 1) == 10 + 30 + len(before) + len(during), "legit cycles lost updates"
+        cycles_run = 2 * 30 + len(before) + len(control_before) + len(during) + len(control_during)
+        assert observer.value("t1", 1) == 10 + cycles_run, "legit cycles lost updates"
         wait_for(lambda: clients_count(legit) == 1, timeout=20, what="the hostile connections closed")
         assert time.monotonic() - started < 45, "the flood test took %.1fs" % (time.monotonic() - started)
         return report, dr["median_ms"], bound_ms
     finally:
         if legit is not None:
             legit.close()
+        if reference is not None:
+            reference.close()
         if hostile is not None:
             if hostile.poll() is None:
                 hostile.kill()
@@ -1288,7 +1346,10 @@ def test_flood_of_connections_and_slow_loris_keeps_legit_latency(serve, tables, 
     them open (reconnecting ~500 a second); a slow loris drips one byte a
     second on 5 more. Over 200 cycles from the flood's start, a legitimate
     client's acquire/UPDATE/commit keeps its median latency within
-    2 * its median over 200 cycles before the flood + 1 ms."""
+    2 * its median over 200 cycles before the flood + 1 ms. What the machine
+    adds is taken out on both sides (see _run_flood): the time the daemon
+    waited for a CPU does not count, and "before" is stretched by however
+    much slower the same cycles on an unflooded control daemon got."""
     report, median, bound = _run_flood(serve, observer, record_property, "hold", 200, None)
     assert median <= bound, report
 
