@@ -509,9 +509,10 @@ class Client:
         line, self._buf = self._buf.split(b"\n", 1)
         return line
 
-    def _message(self, deadline):
-        """The next message: a response dict, or None when none came in time.
-        Events are queued on the way."""
+    def _message(self, deadline, stop_at_event=False):
+        """The next message: a response dict, or None when none came in time
+        (or, with stop_at_event, as soon as an event came). Events are queued
+        on the way."""
         while True:
             line = self._read_line(deadline)
             if line is None:
@@ -531,6 +532,8 @@ class Client:
                     self._events.append(msg)
                     if msg.get("lease") == self._lease:
                         self._lease = None
+                    if stop_at_event:
+                        return None
                 continue
             return msg
 
@@ -854,7 +857,7 @@ class Client:
             deadline = time.monotonic() + timeout if timeout is not None else None
             while not self._events:
                 try:
-                    msg = self._message(deadline)
+                    msg = self._message(deadline, stop_at_event=True)
                 except ConnectError:
                     if self._events:
                         break  # an event read just before the connection closed
