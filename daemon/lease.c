@@ -165,6 +165,8 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 #define LEASE_OWN "SET STATEMENT max_statement_time=0 FOR "
 /* How long after timeout_ms a statement that MySQL did not stop is killed. */
 #define LEASE_KILL_GRACE_MS 1000
+/* How often a kill is sent again while what it aims at still runs. */
+#define LEASE_REKILL_MS 100
 static const char lease_rollback_sql[] = "ROLLBACK;UNLOCK TABLES";
 static const char lease_unlock_sql[] = "UNLOCK TABLES";
 
@@ -215,7 +217,7 @@ static void lease_batch_begin(struct lease *l);
 static void lease_take_riders(struct lease *l, struct buf *out);
 static void lease_riders_done(struct lease *l, json_t *answer, struct session_result *r,
 			      size_t n);
-static void lease_send(struct lease *l, const struct session_limits *lim);
+static void lease_send(struct lease *l, size_t n, const struct session_limits *lim);
 
 const char *
 lease_state_name(enum lease_state state)
@@ -382,7 +384,15 @@ lease_enter_state(struct lease *l, enum lease_state state)
 	switch (state) {
 	case LEASE_CANCELLING:
 	case LEASE_INTERRUPTING:
-		pool_kill_query(server.pool, l->session);
+		/* A batch of several statements is not killed (see
+		 * session_killable): MySQL bounds it itself, its lock wait with
+		 * WAIT and each statement with max_statement_time. */
+		if (session_killable(l->session)) {
+			pool_kill_query(server.pool, l->session);
+			/* A kill that reaches MySQL before the statement has
+			 * started is lost: send it again until the batch ends. */
+			lease_arm(l->statement_timer, LEASE_REKILL_MS);
+		}
 		break;
 	case LEASE_ROLLING_BACK:
 	case LEASE_RELEASING:
@@ -393,7 +403,7 @@ lease_enter_state(struct lease *l, enum lease_state state)
 			l->batch_user = 0;
 			l->batch_commits = false;
 			session_query(l->session, lease_rollback_sql, sizeof(lease_rollback_sql) - 1,
-				      NULL, lease_session_done, l);
+				      2, NULL, lease_session_done, l);
 		}
 		break;
 	case LEASE_ENDED:
@@ -411,12 +421,12 @@ lease_enter_state(struct lease *l, enum lease_state state)
 	}
 }
 
-/* Sends l->sql, composed by the caller, as the batch of the state just
- * entered (LOCKING, RUNNING, COMMITTING). */
+/* Sends l->sql, composed by the caller (n statements), as the batch of
+ * the state just entered (LOCKING, RUNNING, COMMITTING). */
 static void
-lease_send(struct lease *l, const struct session_limits *lim)
+lease_send(struct lease *l, size_t n, const struct session_limits *lim)
 {
-	session_query(l->session, l->sql.data, l->sql.len, lim, lease_session_done, l);
+	session_query(l->session, l->sql.data, l->sql.len, n, lim, lease_session_done, l);
 }
 
 static void
@@ -873,10 +883,11 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	if (!l->transact && l->client != NULL)
 		lease_take_riders(l, &tail);
 	int64_t wait_s = 0;
-	if (l->wait_ms > 0 && tail.len > 0) {
-		/* With statements behind it, a KILL QUERY at the wait deadline
-		 * could hit one of them instead: MySQL bounds the wait itself
-		 * (WAIT takes whole seconds, so the rest is rounded up). */
+	if (l->wait_ms > 0) {
+		/* MySQL bounds the wait itself (WAIT takes whole seconds, so the
+		 * rest is rounded up). A lone LOCK TABLES is also killed at the
+		 * deadline, to the millisecond; one with statements behind it is
+		 * not (session_killable), so WAIT is its bound. */
 		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
 		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
 		wait_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
@@ -901,7 +912,8 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	}
 	buf_free(&tail);
 	lease_enter_state(l, LEASE_LOCKING);
-	lease_send(l, &lim);
+	lease_send(l, 1 + l->batch_user + l->riders + (l->batch_commits || l->rider_commit ? 1 : 0),
+		   &lim);
 }
 
 /* Every MySQL result of a lease comes here, by the state that sent it. */
@@ -973,7 +985,7 @@ lease_commit_after(struct lease *l, enum lease_state from)
 	l->batch_commits = true;
 	if (from != LEASE_COMMITTING)
 		lease_enter_state(l, LEASE_COMMITTING);
-	lease_send(l, NULL);
+	lease_send(l, 1, NULL);
 }
 
 /* A failure that stops a batch (result_too_large is ours: MySQL goes on). */
@@ -1407,7 +1419,7 @@ lease_request(struct client *c, struct proto_request *req)
 		 * backstop for what that cannot interrupt. */
 		if (server.conf.timeout_ms > 0)
 			lease_arm(l->statement_timer, server.conf.timeout_ms + LEASE_KILL_GRACE_MS);
-		lease_send(l, &lim);
+		lease_send(l, 1, &lim);
 		break;
 	case PROTO_OP_COMMIT:
 		lease_batch_begin(l);
@@ -1427,7 +1439,7 @@ lease_request(struct client *c, struct proto_request *req)
 			buf_append(&l->sql, lease_unlock_sql, sizeof(lease_unlock_sql) - 1);
 		}
 		lease_enter_state(l, LEASE_COMMITTING);
-		lease_send(l, &lim);
+		lease_send(l, l->batch_user + (l->batch_commits ? 1 : 0), &lim);
 		break;
 	case PROTO_OP_ROLLBACK: {
 		json_t *ok = client_ok(c);
@@ -1448,7 +1460,7 @@ lease_request(struct client *c, struct proto_request *req)
 		lease_enter_state(l, LEASE_RUNNING);
 		buf_reset(&l->sql);
 		buf_append(&l->sql, keepalive, sizeof(keepalive) - 1);
-		lease_send(l, NULL);
+		lease_send(l, 1, NULL);
 		break;
 	default:
 		client_respond_error(c, PROTO_ERR_INTERNAL, "op not handled by the lease");
@@ -1514,7 +1526,7 @@ lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (l->state) {
 	case LEASE_LOCKING:
-		if (l->batch_user > 0)
+		if (!session_killable(l->session))
 			break; /* MySQL's WAIT bounds it (lease_session_ready) */
 		/* fall through */
 	case LEASE_WAITING:
@@ -1542,10 +1554,15 @@ lease_statement_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* Only a statement run alone is bounded by a kill; a batch's are
-	 * bounded by MySQL (lease_append_statements). */
-	if (l->state == LEASE_RUNNING)
+	/* RUNNING: the backstop behind max_statement_time. CANCELLING,
+	 * INTERRUPTING: the kill again, in case the first one came too early. */
+	if (l->state == LEASE_RUNNING) {
 		lease_enter_state(l, LEASE_INTERRUPTING);
+	} else if ((l->state == LEASE_CANCELLING || l->state == LEASE_INTERRUPTING) &&
+		   session_killable(l->session)) {
+		pool_kill_query(server.pool, l->session);
+		lease_arm(l->statement_timer, LEASE_REKILL_MS);
+	}
 }
 
 /* The one way out (see the top of the file). unlocked: MySQL holds nothing

@@ -80,6 +80,7 @@ struct session {
 	size_t nresults;
 	size_t results_cap;
 	size_t skip;		/* leading results that are ours (the settings) */
+	size_t batch_n;		/* statements in the batch in flight, settings included */
 	bool prepared;		/* the settings are in force */
 	void (*step_done)(struct session *s); /* what follows the statement */
 
@@ -716,9 +717,15 @@ session_prepared(struct session *s)
 	pool_session_idle(s->pool, s);
 }
 
+bool
+session_killable(const struct session *s)
+{
+	return s->state == SESSION_RUNNING && s->batch_n == 1;
+}
+
 void
-session_query(struct session *s, const char *sql, size_t len, const struct session_limits *lim,
-	      session_done_fn *done, void *arg)
+session_query(struct session *s, const char *sql, size_t len, size_t nstatements,
+	      const struct session_limits *lim, session_done_fn *done, void *arg)
 {
 	s->done = done;
 	s->done_arg = arg;
@@ -728,6 +735,7 @@ session_query(struct session *s, const char *sql, size_t len, const struct sessi
 		result_builder_limits(&s->builder, 0, 0);
 	session_enter_state(s, SESSION_RUNNING);
 	s->skip = 0;
+	s->batch_n = nstatements;
 	s->starting = true;
 	s->finished = false;
 	if (s->prepared || s->control) {
@@ -740,6 +748,7 @@ session_query(struct session *s, const char *sql, size_t len, const struct sessi
 		buf_append(&batch, ";", 1);
 		buf_append(&batch, sql, len);
 		s->skip = 1;
+		s->batch_n++;
 		session_exec(s, batch.data, batch.len, session_query_done);
 		buf_free(&batch);
 	}

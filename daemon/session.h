@@ -71,8 +71,13 @@ void session_connect(struct session *s, unsigned int delay_ms);
  * done takes references to keep any.
  * The control session (control = true) runs KILL QUERY statements for the
  * pool: it accepts session_query in IDLE state and returns to IDLE. */
-void session_query(struct session *s, const char *sql, size_t len, const struct session_limits *lim,
-		   session_done_fn *done, void *arg);
+void session_query(struct session *s, const char *sql, size_t len, size_t nstatements,
+		   const struct session_limits *lim, session_done_fn *done, void *arg);
+/* May a KILL QUERY be sent at the batch in flight? Only when it is one
+ * statement: MariaDB takes a kill that lands between two statements of a
+ * batch as the end of the batch without sending anything more, and the
+ * client would wait for the next result forever. */
+bool session_killable(const struct session *s);
 /* Back to the pool from a lease whose tables are already unlocked in
  * MySQL. With reset, mysql_reset_connection() runs first (the lease left
  * session state behind, or might have). */
