@@ -98,6 +98,7 @@ struct lease {
 	bool rider_commit;	/* ... and a commit read ahead: the batch ends with it */
 	size_t batch_n;		/* user statements composed into the batch */
 	bool *batch_hidden;	/* [batch_n]: a DO sent as SELECT, its row dropped */
+	size_t batch_hidden_cap;
 	bool batch_reads;	/* a statement in it may return rows */
 	json_t *results;	/* results kept for the answer of a commit to come */
 	bool batch_commits;	/* the batch in flight ends with UNLOCK TABLES */
@@ -630,7 +631,12 @@ lease_append_statements(struct lease *l, struct buf *out, const struct proto_sta
 		len = sqltext_statement_length(bound.data, bound.len);
 		if (lease_may_return_rows(bound.data, len))
 			l->batch_reads = true;
-		l->batch_hidden = xrealloc(l->batch_hidden, (l->batch_n + 1) * sizeof(*l->batch_hidden));
+		if (l->batch_n == l->batch_hidden_cap) {
+			/* Kept across batches: no allocation per statement. */
+			l->batch_hidden_cap = l->batch_hidden_cap ? 2 * l->batch_hidden_cap : 4;
+			l->batch_hidden = xrealloc(l->batch_hidden,
+						   l->batch_hidden_cap * sizeof(*l->batch_hidden));
+		}
 		l->batch_hidden[l->batch_n] = false;
 		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
 			l->batch_hidden[l->batch_n] = true;
