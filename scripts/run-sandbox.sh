@@ -107,21 +107,8 @@ done
 if [ ! -f "$conf" ] || [ -n "$fresh" ]; then
 	say "creating the demo database and $conf"
 	password=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
+	sql <"$root/scripts/demo.sql"
 	sql <<EOF
-CREATE DATABASE IF NOT EXISTS demo;
-CREATE TABLE IF NOT EXISTS demo.accounts (
-	id INT PRIMARY KEY,
-	owner VARCHAR(64) NOT NULL,
-	balance INT NOT NULL
-) ENGINE=InnoDB;
-INSERT IGNORE INTO demo.accounts VALUES (1, 'alice', 100), (2, 'bob', 50), (3, 'carol', 75);
-CREATE TABLE IF NOT EXISTS demo.transfers (
-	id INT AUTO_INCREMENT PRIMARY KEY,
-	from_account INT NOT NULL,
-	to_account INT NOT NULL,
-	amount INT NOT NULL,
-	at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-) ENGINE=InnoDB;
 CREATE USER IF NOT EXISTS 'tablelockd'@'localhost';
 ALTER USER 'tablelockd'@'localhost' IDENTIFIED BY '$password';
 GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON demo.* TO 'tablelockd'@'localhost';
