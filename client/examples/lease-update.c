@@ -1,6 +1,8 @@
 /* lease-update: take a lease on a table, update a row under it, commit. */
 /*
  * Build:  cc lease-update.c $(pkg-config --cflags --libs tablelock) -o lease-update
+ *         (after `make install`; from the source tree without installing,
+ *         first export PKG_CONFIG_PATH=$PWD/client: see client/README.md)
  * Run:    ./lease-update [SOCKET] [ACCOUNT] [AMOUNT]
  *
  * Adds AMOUNT (default 10) to the balance of ACCOUNT (default 1) in table
