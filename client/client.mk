@@ -103,8 +103,8 @@ $(CLIENT_OUT): client/%: $(BUILD)/client/% client-force
 
 # $(call client_pc,PREFIX,LIBDIR,INCLUDEDIR,RPATH): a shell command that
 # prints client/tablelock.pc.in filled in. RPATH is the text that goes
-# before -ltablelock, inside double quotes (so \$${libdir} for the pc
-# variable).
+# before -ltablelock; it is expanded inside double quotes, so the pc's own
+# ${libdir} is written \$${libdir} there.
 client_pc = sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3)|' \
 	-e 's|@VERSION@|$(CLIENT_VERSION)|' -e "s|@RPATH@|$(4)|" client/tablelock.pc.in
 

@@ -20,7 +20,8 @@
 #
 # `install` and `uninstall` are prerequisite-only rules (no recipe), so any
 # number of included makefiles can add their part the same way
-# (client/client.mk adds client-install). Do not turn them into `install::`
+# (client/client.mk adds client-install: the CLI, libtablelock, its header
+# and tablelock.pc, then ldconfig). Do not turn them into `install::`
 # here alone: make refuses a target that has both : and :: rules.
 
 PREFIX ?= /usr/local
