@@ -147,6 +147,12 @@ metrics_render(struct buf *b)
 				    (long long)json_integer_value(value));
 	}
 	json_decref(pool);
+	METRICS_HEAD(b, "tablelockd_pool_waiters", "gauge",
+		     "Acquires waiting for a MySQL session because none is idle.");
+	buf_appendf(b, "tablelockd_pool_waiters %u\n", pool_waiting(server.pool));
+	METRICS_HEAD(b, "tablelockd_mysql_up", "gauge",
+		     "1 while the pool reaches MySQL, 0 when it cannot connect (as /healthz).");
+	buf_appendf(b, "tablelockd_mysql_up %d\n", pool_available(server.pool) ? 1 : 0);
 	METRICS_HEAD(b, "tablelockd_mysql_reconnects_total", "counter",
 		     "MySQL sessions connected again after a failure or loss.");
 	buf_appendf(b, "tablelockd_mysql_reconnects_total %llu\n",

@@ -124,6 +124,17 @@ pool_available(const struct pool *p)
 	return p->reachable || pool_any_usable(p);
 }
 
+unsigned int
+pool_waiting(const struct pool *p)
+{
+	const struct pool_waiter *w;
+	unsigned int n = 0;
+
+	TAILQ_FOREACH(w, &p->waiters, entry)
+		n++;
+	return n;
+}
+
 void
 pool_session_up(struct pool *p, struct session *s)
 {

@@ -35,6 +35,8 @@ void pool_cancel(struct pool *p, struct pool_waiter *w);
 /* False once connecting has failed and no session is usable: acquire then
  * answers "unavailable" at once instead of queueing. */
 bool pool_available(const struct pool *p);
+/* Leases queued for a session because none is idle (metrics). */
+unsigned int pool_waiting(const struct pool *p);
 /* Interrupts the statement running on target (KILL QUERY on the control
  * session); the target sends nothing new until the kill is done. */
 void pool_kill_query(struct pool *p, struct session *target);

@@ -109,6 +109,45 @@ count() { # word
 
 cd "$root" || exit 2
 
+# ---- alert rules: `promtool check rules` (one test) and `promtool test
+# rules`, where each eval_time of the test file counts as one test. promtool
+# (Debian's prometheus) is a test dependency: its absence is a failure.
+rules=prometheus/tablelockd.rules.yml
+rules_test=prometheus/tablelockd.rules.test.yml
+echo "== $rules"
+if ! command -v promtool >/dev/null 2>&1; then
+	echo "** promtool not found (Debian package prometheus; scripts/deps.sh installs it)"
+	failed=$((failed + 1))
+else
+	if timeout -k 5 "$UNIT_TIMEOUT" promtool check rules "$rules"; then
+		passed=$((passed + 1))
+	else
+		echo "** promtool check rules $rules failed"
+		failed=$((failed + 1))
+	fi
+	timeout -k 5 "$UNIT_TIMEOUT" promtool test rules "$rules_test" >"$tmp/promtool.out" 2>&1
+	rc=$?
+	cat "$tmp/promtool.out"
+	total=$(grep -c '^ *- eval_time:' "$rules_test")
+	# A failed evaluation is reported as "    alertname: X, time: T," or
+	# "    expr: E, time: T,".
+	f=$(grep -c '^    \(alertname\|expr\): .*time: ' "$tmp/promtool.out")
+	if [ "$rc" -eq 0 ] && [ "$total" -gt 0 ]; then
+		p=$total
+		f=0
+	elif [ "$f" -gt 0 ]; then
+		p=$((total - f))
+		[ "$p" -ge 0 ] || p=0
+	else
+		# Timed out, or the rules or the tests did not load.
+		echo "** promtool test rules $rules_test exited with status $rc"
+		p=0
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+fi
+
 # ---- fuzzing: each libFuzzer harness for a short time (seeds first, so
 # every crash kept as a regression seed is replayed). `make fuzz` runs
 # them longer.
