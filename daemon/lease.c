@@ -90,6 +90,7 @@ struct lease {
 	int64_t granted_ttl_ms;	/* the TTL granted: renew without ttl_ms */
 	uint64_t created_us;
 	uint64_t held_us;	/* LOCK TABLES succeeded */
+	uint64_t fence;		/* MySQL's UUID_SHORT() right after LOCK TABLES; 0 before */
 	uint64_t expires_us;
 
 	enum lease_op op;	/* RUNNING, INTERRUPTING: what runs */
@@ -170,6 +171,13 @@ static const char *const lease_end_names[LEASE_END__COUNT] = {
 #define LEASE_REKILL_MS 100
 static const char lease_rollback_sql[] = "ROLLBACK;UNLOCK TABLES";
 static const char lease_unlock_sql[] = "UNLOCK TABLES";
+/* The fence: taken in the LOCK TABLES batch, right after the lock is
+ * granted, so successive holders of a table get increasing numbers from
+ * the one server that orders them (MariaDB KB "UUID_SHORT": (server_id &
+ * 255) << 56 | server start time in seconds << 24 | a counter). */
+static const char lease_fence_sql[] = "\n;SELECT UUID_SHORT()";
+/* The LOCK TABLES batch: r[0] LOCK TABLES, r[1] the fence, then the rest. */
+#define LEASE_LOCK_HEAD 2
 
 static void lease_enter_state(struct lease *l, enum lease_state state);
 static void lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked);
@@ -385,9 +393,9 @@ lease_enter_state(struct lease *l, enum lease_state state)
 	switch (state) {
 	case LEASE_CANCELLING:
 	case LEASE_INTERRUPTING:
-		/* A batch of several statements is not killed (see
-		 * session_killable): MySQL bounds it itself, its lock wait with
-		 * WAIT and each statement with max_statement_time. */
+		/* Only a LOCK TABLES that has not answered, or a lone
+		 * statement, is killed (see session_killable); MySQL bounds
+		 * the rest itself, each statement with max_statement_time. */
 		if (session_killable(l->session)) {
 			pool_kill_query(server.pool, l->session);
 			/* A kill that reaches MySQL before the statement has
@@ -404,7 +412,7 @@ lease_enter_state(struct lease *l, enum lease_state state)
 			l->batch_user = 0;
 			l->batch_commits = false;
 			session_query(l->session, lease_rollback_sql, sizeof(lease_rollback_sql) - 1,
-				      2, NULL, lease_session_done, l);
+				      2, false, NULL, lease_session_done, l);
 		}
 		break;
 	case LEASE_ENDED:
@@ -427,7 +435,9 @@ lease_enter_state(struct lease *l, enum lease_state state)
 static void
 lease_send(struct lease *l, size_t n, const struct session_limits *lim)
 {
-	session_query(l->session, l->sql.data, l->sql.len, n, lim, lease_session_done, l);
+	/* LOCK TABLES, first in its batch, may wait: a kill may stop it. */
+	session_query(l->session, l->sql.data, l->sql.len, n, l->state == LEASE_LOCKING, lim,
+		      lease_session_done, l);
 }
 
 static void
@@ -891,9 +901,9 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	int64_t wait_s = 0;
 	if (l->wait_ms > 0) {
 		/* MySQL bounds the wait itself (WAIT takes whole seconds, so the
-		 * rest is rounded up). A lone LOCK TABLES is also killed at the
-		 * deadline, to the millisecond; one with statements behind it is
-		 * not (session_killable), so WAIT is its bound. */
+		 * rest is rounded up); the lease timer also kills LOCK TABLES at
+		 * the deadline, to the millisecond, while it has not answered
+		 * (session_killable). */
 		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
 		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
 		wait_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
@@ -912,13 +922,16 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	} else if (wait_s > 0) {
 		buf_appendf(&l->sql, " WAIT %lld", (long long)wait_s);
 	}
+	buf_append(&l->sql, lease_fence_sql, sizeof(lease_fence_sql) - 1);
 	if (tail.len > 0) {
 		buf_append(&l->sql, "\n;", 2);
 		buf_append(&l->sql, tail.data, tail.len);
 	}
 	buf_free(&tail);
 	lease_enter_state(l, LEASE_LOCKING);
-	lease_send(l, 1 + l->batch_user + l->riders + (l->batch_commits || l->rider_commit ? 1 : 0),
+	lease_send(l,
+		   LEASE_LOCK_HEAD + l->batch_user + l->riders +
+			   (l->batch_commits || l->rider_commit ? 1 : 0),
 		   &lim);
 }
 
@@ -1016,18 +1029,40 @@ lease_note_results(struct lease *l, const struct session_result *r, size_t n)
 	}
 }
 
-/* The LOCK TABLES batch: r[0] is LOCK TABLES, then the user's statements,
- * then (transact) UNLOCK TABLES, each present only if it ran. */
+/* The fence MySQL minted (r: SELECT UUID_SHORT()), 0 if it did not. */
+static uint64_t
+lease_fence_of(const struct session_result *r)
+{
+	json_t *row = r->code == 0 ? json_array_get(r->rows, 0) : NULL;
+	json_t *v = json_array_get(row, 0);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+							       : 0;
+}
+
+/* Adds the lease's fence to an answer (acquire, transact). */
+static void
+lease_answer_fence(const struct lease *l, json_t *answer)
+{
+	if (l->fence != 0)
+		json_object_set_new(answer, "fence", json_integer((json_int_t)l->fence));
+}
+
+/* The LOCK TABLES batch: r[0] is LOCK TABLES, r[1] the fence, then the
+ * user's statements, then (transact) UNLOCK TABLES, each present only if it
+ * ran. */
 static void
 lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 {
 	struct session_result *last = &r[n - 1];
-	/* r[0] LOCK TABLES; then the request's own statements; then riders;
-	 * then UNLOCK TABLES for a transact or a commit rider. */
-	size_t own_end = 1 + l->batch_user;		/* past the own statements */
+	/* r[0] LOCK TABLES; r[1] the fence; then the request's own statements;
+	 * then riders; then UNLOCK TABLES for a transact or a commit rider. */
+	const size_t head = LEASE_LOCK_HEAD;
+	size_t own_end = head + l->batch_user;		/* past the own statements */
 	size_t riders_end = own_end + l->riders;	/* past the rider queries */
 	size_t full = riders_end + (l->batch_commits || l->rider_commit ? 1 : 0);
-	size_t user_ran = (n < riders_end ? n : riders_end) - 1;
+	size_t user_ran = n > head ? (n < riders_end ? n : riders_end) - head : 0;
+	struct session_result *user = r + head;	/* the own statements' results */
 	bool reached_commit = (l->batch_commits || l->rider_commit) && n == full && !last->lost;
 	bool committed = reached_commit && !lease_failed(last);
 	/* A kill that interrupted the commit itself leaves it unknown: that is
@@ -1036,11 +1071,18 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	json_t *answer;
 
 	evtimer_del(l->statement_timer);
-	lease_note_results(l, r + 1, user_ran);
+	lease_note_results(l, user, user_ran);
 	/* A lost session has rolled back and unlocked in MySQL. Only a rider
 	 * of a held acquire is answered further down (lease_riders_done). */
+	if (last->lost && l->state == LEASE_CANCELLING && l->end != LEASE_END_NONE &&
+	    !(n == full && (l->batch_commits || l->rider_commit))) {
+		/* Cut off after a kill (session_strand_cb), for a reason of
+		 * ours: nothing is held any more. */
+		lease_finish(l, l->end, lease_end_answer(l), true);
+		return;
+	}
 	if (last->lost && (n <= own_end || l->transact || l->state == LEASE_CANCELLING)) {
-		if (n == 1)
+		if (n <= head)
 			answer = lease_error(l, PROTO_ERR_UNAVAILABLE,
 					     "MySQL session lost during LOCK TABLES: %s", last->message);
 		else if (l->transact && n == full)
@@ -1049,10 +1091,10 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 					     "%llu's transaction committed is unknown: %s",
 					     (unsigned long long)l->id, last->message);
 		else if (n <= own_end)
-			answer = lease_result_error(l, last, (long)n - 2);
+			answer = lease_result_error(l, last, (long)(n - head) - 1);
 		else
 			answer = lease_result_error(l, last, -1);
-		lease_finish(l, n == 1 ? LEASE_END_FAILED : LEASE_END_LOST, answer, true);
+		lease_finish(l, n <= head ? LEASE_END_FAILED : LEASE_END_LOST, answer, true);
 		return;
 	}
 	if (r[0].code != 0) {
@@ -1085,6 +1127,8 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	if (l->client != NULL && !l->transact)
 		l->client->lost_lease = 0;
 	l->held_us = server_now_us();
+	if (n >= head)
+		l->fence = lease_fence_of(&r[1]);
 	server.totals.acquired++;
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
 	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
@@ -1096,8 +1140,9 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		answer = l->client != NULL ? client_ok(l->client) : NULL;
 		if (answer != NULL) {
 			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+			lease_answer_fence(l, answer);
 			json_object_set_new(answer, "results",
-					    lease_results_json(l, 0, r + 1, user_ran));
+					    lease_results_json(l, 0, user, user_ran));
 		}
 		lease_finish(l, LEASE_END_COMMIT, answer, true);
 		return;
@@ -1106,7 +1151,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		/* Killed after LOCK TABLES went through: a statement timeout
 		 * (end none), or a reason to end. Nothing commits; riders that
 		 * ran are rolled back, and answered no_lease in their turn. */
-		if (l->end == LEASE_END_NONE && n >= 2 && n <= own_end && lease_failed(last) &&
+		if (l->end == LEASE_END_NONE && n > head && n <= own_end && lease_failed(last) &&
 		    last->interrupted) {
 			answer = lease_error(l, PROTO_ERR_STATEMENT_TIMEOUT,
 					     "statement ran over timeout_ms (%lld ms) and was "
@@ -1114,7 +1159,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 					     (long long)server.conf.timeout_ms);
 			if (answer != NULL)
 				json_object_set_new(answer, "statement",
-						    json_integer((json_int_t)(n - 2)));
+						    json_integer((json_int_t)(n - head - 1)));
 			lease_finish(l, LEASE_END_ROLLBACK, answer,
 				     false);
 			return;
@@ -1125,10 +1170,16 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		lease_finish(l, l->end, answer, false);
 		return;
 	}
-	if (n < own_end || (n == own_end && lease_failed(last) && n > 1)) {
+	if (n < head || (n == head && lease_failed(last))) {
+		/* Locked, but the fence failed: not expected (a kill that came
+		 * too late is handled above). Nothing of the user's ran. */
+		lease_finish(l, LEASE_END_ROLLBACK, lease_result_error(l, last, -1), false);
+		return;
+	}
+	if (n < own_end || (n == own_end && lease_failed(last) && n > head)) {
 		/* One of the request's own statements failed: MySQL ran
 		 * nothing after it. */
-		answer = lease_result_error(l, last, (long)n - 2);
+		answer = lease_result_error(l, last, (long)(n - head) - 1);
 		lease_finish(l, LEASE_END_ROLLBACK, answer, false);
 		return;
 	}
@@ -1139,13 +1190,13 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	}
 	if (l->transact) {
 		/* Every statement ran; commit unless a result was refused. */
-		answer = lease_too_large(l, r + 1, user_ran);
+		answer = lease_too_large(l, user, user_ran);
 		if (answer != NULL) {
 			lease_finish(l, LEASE_END_ROLLBACK, answer, false);
 			return;
 		}
 		json_decref(l->results);
-		l->results = lease_results_json(l, 0, r + 1, user_ran);
+		l->results = lease_results_json(l, 0, user, user_ran);
 		lease_commit_after(l, l->state);
 		return;
 	}
@@ -1159,12 +1210,13 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	if (l->client != NULL) {
 		answer = client_ok(l->client);
 		json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+		lease_answer_fence(l, answer);
 		json_object_set_new(answer, "ttl_ms", json_integer(l->ttl_ms));
 		json_object_set_new(answer, "waited_ms",
 				    json_integer((json_int_t)((l->held_us - l->created_us) / 1000)));
 		if (l->batch_user > 0)
 			json_object_set_new(answer, "results",
-					    lease_results_json(l, 0, r + 1, l->batch_user));
+					    lease_results_json(l, 0, user, l->batch_user));
 	}
 	lease_riders_done(l, answer, r + own_end, n - own_end);
 }
@@ -1316,6 +1368,8 @@ lease_committing_done(struct lease *l, struct session_result *r, size_t n)
 		answer = l->client != NULL ? client_ok(l->client) : NULL;
 		if (answer != NULL) {
 			json_object_set_new(answer, "lease", json_integer((json_int_t)l->id));
+			if (l->transact)
+				lease_answer_fence(l, answer);
 			if (l->batch_user > 0)
 				json_object_set_new(answer, "results",
 						    lease_results_json(l, 0, r, user_ran));

@@ -245,7 +245,7 @@ pool_kill_next(struct pool *p)
 	n = snprintf(sql, sizeof(sql), "KILL QUERY %lu", p->kill_running.thread_id);
 	log_debug("session %u: KILL QUERY %lu", session_index(p->kill_running.target),
 		  p->kill_running.thread_id);
-	session_query(p->control, sql, (size_t)n, 1, NULL, pool_kill_done, p);
+	session_query(p->control, sql, (size_t)n, 1, false, NULL, pool_kill_done, p);
 }
 
 static void

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "conf/conf.h"
@@ -48,6 +49,9 @@ enum session_step {
  * stop one statement and let the batch go on (MariaDB KB "Aborting
  * Statements that Exceed a Certain Time to Execute"); the daemon's own
  * statements are exempt (lease.c). */
+/* How long a batch hit by a kill may stay silent (session_strand_cb). */
+#define SESSION_STRAND_MS 1000
+
 #define SESSION_SETTINGS                                                                  \
 	"SET autocommit=0, SESSION session_track_state_change=ON, "                       \
 	"SESSION wait_timeout=%lld, SESSION sql_mode='%s', "                              \
@@ -95,6 +99,9 @@ struct session {
 	void *lost_arg;
 
 	unsigned int kills;	/* KILL QUERY statements in flight at us */
+	bool head_killable;	/* the batch's first statement may be killed */
+	bool killed_in_batch;	/* a kill was sent at a batch of several statements */
+	struct event *strand;	/* such a batch stalled: the kill fell between two */
 	/* Connection parameters, copied for the whole non-blocking connect:
 	 * mysql_real_connect_cont() reuses the pointers given to _start, and
 	 * a reload may free the configuration's strings meanwhile. */
@@ -128,6 +135,7 @@ static void session_prepared(struct session *s);
 static void session_query_done(struct session *s);
 static void session_reset_done(struct session *s);
 static void session_deliver_cb(evutil_socket_t fd, short what, void *arg);
+static void session_strand_cb(evutil_socket_t fd, short what, void *arg);
 static void session_result_clear(struct session_result *r);
 static void session_results_clear(struct session *s);
 static void session_result_keep(struct session *s);
@@ -153,6 +161,7 @@ session_new(struct pool *pool, unsigned int index, bool control)
 	s->state = SESSION_DOWN;
 	s->retry = evtimer_new(pool_base(pool), session_retry_cb, s);
 	s->deliver = event_new(pool_base(pool), -1, 0, session_deliver_cb, s);
+	s->strand = evtimer_new(pool_base(pool), session_strand_cb, s);
 	return s;
 }
 
@@ -178,6 +187,7 @@ session_free(struct session *s)
 	session_free_params(s);
 	event_free(s->retry);
 	event_free(s->deliver);
+	event_free(s->strand);
 	buf_free(&s->sql);
 	session_result_clear(&s->result);
 	session_results_clear(s);
@@ -228,6 +238,8 @@ void
 session_kill_begin(struct session *s)
 {
 	s->kills++;
+	if (s->state == SESSION_RUNNING && s->batch_n > 1)
+		s->killed_in_batch = true;
 }
 
 void
@@ -601,12 +613,21 @@ result_done:
 	if (mysql_more_results(s->mysql) &&
 	    (s->results[s->nresults - 1].code == 0 ||
 	     s->results[s->nresults - 1].code == PROTO_ERR_RESULT_TOO_LARGE)) {
+		if (s->killed_in_batch) {
+			/* The kill may have fallen between this statement
+			 * and the next: see session_strand_cb. */
+			struct timeval tv = {SESSION_STRAND_MS / 1000,
+					     (SESSION_STRAND_MS % 1000) * 1000};
+			evtimer_add(s->strand, &tv);
+		}
 		s->step = STEP_NEXT;
 		session_step(s, -1);
 		return;
 	}
 batch_done:
 	s->step = STEP_NONE;
+	s->killed_in_batch = false;
+	evtimer_del(s->strand);
 	s->step_done(s);
 	return;
 wait:
@@ -720,12 +741,36 @@ session_prepared(struct session *s)
 bool
 session_killable(const struct session *s)
 {
-	return s->state == SESSION_RUNNING && s->batch_n == 1;
+	return s->state == SESSION_RUNNING &&
+	       (s->batch_n == 1 || (s->head_killable && s->nresults <= s->skip));
+}
+
+/* A kill that reaches MariaDB between two statements of a batch ends the
+ * batch there without another word (sql_parse.cc's multi-statement loop
+ * stops on thd->killed), while the last answer said more would come. A
+ * batch hit by a kill that then goes quiet this long is stranded: the
+ * connection is cut, and the batch ends as lost (MySQL rolls back and
+ * unlocks what it held). The statements after a kill are cheap (the fence
+ * of a LOCK TABLES batch), so a wait this long means the kill fell there. */
+static void
+session_strand_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != SESSION_RUNNING || s->step != STEP_NEXT || s->mysql == NULL)
+		return;
+	log_warn("MySQL session %u: a KILL QUERY stopped a batch between two statements; "
+		 "closing the connection",
+		 s->index);
+	shutdown(mysql_get_socket(s->mysql), SHUT_RDWR);
 }
 
 void
 session_query(struct session *s, const char *sql, size_t len, size_t nstatements,
-	      const struct session_limits *lim, session_done_fn *done, void *arg)
+	      bool head_killable, const struct session_limits *lim, session_done_fn *done,
+	      void *arg)
 {
 	s->done = done;
 	s->done_arg = arg;
@@ -736,6 +781,8 @@ session_query(struct session *s, const char *sql, size_t len, size_t nstatements
 	session_enter_state(s, SESSION_RUNNING);
 	s->skip = 0;
 	s->batch_n = nstatements;
+	s->head_killable = head_killable;
+	s->killed_in_batch = false;
 	s->starting = true;
 	s->finished = false;
 	if (s->prepared || s->control) {

@@ -72,11 +72,13 @@ void session_connect(struct session *s, unsigned int delay_ms);
  * The control session (control = true) runs KILL QUERY statements for the
  * pool: it accepts session_query in IDLE state and returns to IDLE. */
 void session_query(struct session *s, const char *sql, size_t len, size_t nstatements,
-		   const struct session_limits *lim, session_done_fn *done, void *arg);
-/* May a KILL QUERY be sent at the batch in flight? Only when it is one
- * statement: MariaDB takes a kill that lands between two statements of a
- * batch as the end of the batch without sending anything more, and the
- * client would wait for the next result forever. */
+		   bool head_killable, const struct session_limits *lim, session_done_fn *done,
+		   void *arg);
+/* May a KILL QUERY be sent at the batch in flight? When it is one
+ * statement, or (head_killable) while its first statement has not answered.
+ * MariaDB takes a kill that lands between two statements of a batch as the
+ * end of the batch without sending anything more: a batch hit by a kill
+ * that then stalls is cut off as lost (session.c, session_strand_cb). */
 bool session_killable(const struct session *s);
 /* Back to the pool from a lease whose tables are already unlocked in
  * MySQL. With reset, mysql_reset_connection() runs first (the lease left
