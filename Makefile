@@ -17,6 +17,8 @@ LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PROTO_SRC := $(sort $(wildcard proto/*.c))
 CONF_SRC := $(sort $(wildcard conf/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
+# The SQL text module (lexer, binder, firewall, effects): daemon/sqltext.h.
+SQLTEXT_SRC := $(sort $(wildcard daemon/sqltext_*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -48,7 +50,7 @@ $(BUILD)/%.o: %.c
 UNIT_BASE := $(call obj,proto/buf.c proto/proto_error.c)
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
-UNIT_DEPS_test_sqltext := $(call obj,daemon/sqltext.c)
+UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:

@@ -1,4 +1,4 @@
-/* SQL text: placeholder binding, the statement firewall, statement ends and session effects. */
+/* SQL text: binding, the statement firewall, statement ends and session effects. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -8,12 +8,17 @@
 
 #include "proto/buf.h"
 
-/* Pure: no I/O. The lexer knows MySQL/MariaDB's lexical rules that matter
- * here: '...' and "..." strings (backslash escapes and doubled quotes),
- * `...` names (doubled backticks), comments "-- " (dash dash + space or
- * control char or end), "#" to end of line, and C comments, except that
- * executable comments (slash-star-bang and slash-star-M-bang, optionally
- * followed by a version number) are code, not comments. */
+/*
+ * Pure: no I/O. One lexer (daemon/sqltext_lexer.c) serves the binder
+ * (sqltext_bind.c), the firewall (sqltext_firewall.c) and the effect scan
+ * (sqltext_effect.c); daemon/sqltext_private.h is what they share. It knows
+ * MySQL/MariaDB's lexical rules that matter here: '...' and "..." strings
+ * (backslash escapes and doubled quotes), `...` names (doubled backticks),
+ * comments "-- " (dash dash + space or control char or end), "#" to end of
+ * line, and C comments, except that executable comments (slash-star-bang
+ * and slash-star-M-bang, optionally followed by a version number) are
+ * code, not comments.
+ */
 
 /* Counts '?' placeholders outside strings, names and comments. Returns the
  * count, or -1 if the text has an unterminated string, name or comment. */
@@ -100,8 +105,9 @@ enum sqltext_effect {
 /*
  * The sqltext_effect flags of the statement, or 0 when it leaves none of
  * them. Conservative: a word counts wherever it stands outside strings and
- * comments (a column named nextval counts too), in every reading of versioned comments (the union), and text the
- * lexer cannot read (which the firewall refuses) gets SQLTEXT_EFFECT_ALL.
+ * comments (a column named nextval counts too), in every reading of
+ * versioned comments (the union), and text the lexer cannot read (which
+ * the firewall refuses) gets SQLTEXT_EFFECT_ALL.
  * It cannot see into stored functions or triggers, which can do all of
  * the above: the daemon's account must not be able to run any that do.
  */
