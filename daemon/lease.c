@@ -437,52 +437,6 @@ lease_arm(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* Escapes like mysql_real_escape_string() does with backslash escapes on:
- * the same size contract, for binding before any session is at hand. The
- * daemon's sessions always run with such an sql_mode (session.c). */
-static unsigned long
-lease_dry_escape(void *arg, char *out, const char *src, unsigned long len)
-{
-	unsigned long o = 0;
-
-	(void)arg;
-	for (unsigned long i = 0; i < len; i++) {
-		char ch = src[i];
-		const char *rep = NULL;
-		switch (ch) {
-		case '\0':
-			rep = "\\0";
-			break;
-		case '\n':
-			rep = "\\n";
-			break;
-		case '\r':
-			rep = "\\r";
-			break;
-		case '\\':
-			rep = "\\\\";
-			break;
-		case '\'':
-			rep = "\\'";
-			break;
-		case '"':
-			rep = "\\\"";
-			break;
-		case '\032':
-			rep = "\\Z";
-			break;
-		}
-		if (rep != NULL) {
-			out[o++] = rep[0];
-			out[o++] = rep[1];
-		} else {
-			out[o++] = ch;
-		}
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* Checks one statement and binds its params into out: the firewall on the
  * client's text, the binding, and the firewall again on the bound text
  * (cheap, and it keeps a binding bug from becoming a bypass). With s NULL
@@ -500,7 +454,7 @@ lease_prepare_statement(struct client *c, const struct proto_statement *st, long
 	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW)
 		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
 	else if (!sqltext_bind(st->sql, st->sql_len, st->params,
-			       s != NULL ? session_escape : lease_dry_escape, s, out, why,
+			       s != NULL ? session_escape : sqltext_escape_backslash, s, out, why,
 			       sizeof(why)))
 		code = PROTO_ERR_BAD_PARAMS;
 	else if (sqltext_firewall(out->data, out->len, why, sizeof(why)) != SQLTEXT_ALLOW)

@@ -28,6 +28,19 @@ long sqltext_count_placeholders(const char *sql, size_t len);
  * for the session. Returns bytes written; out has room for 2*len+1. */
 typedef unsigned long sqltext_escape_fn(void *arg, char *out, const char *src, unsigned long len);
 
+/*
+ * The escape of a connection whose sql_mode lets backslash escape (no
+ * NO_BACKSLASH_ESCAPES, which conf.c refuses) in an ASCII-safe character
+ * set (utf8mb4, which session.c sets), without a connection: NUL, '\n',
+ * '\r', '\\', '\'', '"' and ^Z become \0 \n \r \\ \' \" \Z, and every other
+ * byte is copied. Byte for byte what mysql_real_escape_string() writes on
+ * such a connection (tests/unit/test_sqltext.c compares the two). Writes at
+ * most 2*len bytes and a NUL into out (room for 2*len+1) and returns the
+ * count without the NUL; arg is unused. The daemon binds with it before a
+ * session is at hand (its dry run); tests and fuzzers bind with it.
+ */
+sqltext_escape_fn sqltext_escape_backslash;
+
 /* Replaces each placeholder with the matching element of params (a JSON
  * array or NULL for none): null -> NULL, true/false -> TRUE/FALSE,
  * integer -> decimal, real -> shortest round-tripping decimal ("%.17g",

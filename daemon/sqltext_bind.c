@@ -1,4 +1,4 @@
-/* SQL text: placeholders, and binding params into them. */
+/* SQL text: placeholders, and binding params into them with their escapes. */
 #include "daemon/sqltext.h"
 #include "daemon/sqltext_private.h"
 
@@ -20,6 +20,27 @@ static bool sqltext_bind_next_placeholder(struct sqltext_lexer *lx, struct sqlte
 static bool sqltext_bind_reading(void *arg, uint32_t mask, unsigned *versioned_seen);
 static bool sqltext_bind_check(const char *sql, size_t len, const json_t *params, char *why,
                                size_t whysize);
+
+unsigned long
+sqltext_escape_backslash(void *arg, char *out, const char *src, unsigned long len)
+{
+	static const char from[] = {'\0', '\n', '\r', '\\', '\'', '"', '\032'};
+	static const char to[] = {'0', 'n', 'r', '\\', '\'', '"', 'Z'};
+	unsigned long n = 0;
+
+	(void)arg;
+	for (unsigned long i = 0; i < len; i++) {
+		const char *hit = memchr(from, src[i], sizeof from);
+		if (hit != NULL) {
+			out[n++] = '\\';
+			out[n++] = to[hit - from];
+		} else {
+			out[n++] = src[i];
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
 
 long
 sqltext_count_placeholders(const char *sql, size_t len)
