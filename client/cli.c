@@ -9,7 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 

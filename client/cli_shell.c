@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "client/cli.h"
-#include "proto/buf.h"
 #include "proto/proto_frame.h"
+#include "util/xmalloc.h"
 
 /* Renew when a third of the TTL is left unused, and never more often. */
 #define SHELL_RENEW_FRACTION 3

@@ -18,10 +18,11 @@
 #include <unistd.h>
 
 #include "client/tablelock_private.h"
-#include "proto/buf.h"
 #include "proto/proto_error.h"
 #include "proto/proto_frame.h"
 #include "proto/proto_response.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 /* The daemon's own codes and ours share one enum; the wire names come from
  * proto/, so both ends spell them the same. */

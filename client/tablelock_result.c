@@ -8,7 +8,7 @@
 
 #include "client/tablelock.h"
 #include "client/tablelock_private.h"
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /* One cell, decoded once: typed access and text both read from here. */
 struct result_cell {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
 #include "proto/proto_table.h"
+#include "util/xmalloc.h"
 
 /* Longest user, group, token or CN name in a rule, in bytes: far above
  * Linux's 32-byte user names and RFC 5280's 64-character CN, low enough

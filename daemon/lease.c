@@ -59,9 +59,10 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "daemon/sqltext.h"
-#include "proto/buf.h"
 #include "proto/proto_response.h"
 #include "proto/proto_table.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 /* The client's request on a lease, while it runs. */
 enum lease_op { LEASE_OP_NONE, LEASE_OP_QUERY, LEASE_OP_RENEW };

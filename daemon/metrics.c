@@ -12,7 +12,8 @@
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 struct metrics metrics;
 

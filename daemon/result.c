@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /* MySQL's "binary" character set number: such string columns hold bytes,
  * not text (MariaDB KB "Supported Character Sets and Collations"). */

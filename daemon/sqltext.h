@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proto/buf.h"
+#include "util/buf.h"
 
 /*
  * Pure: no I/O. One lexer (daemon/sqltext_lexer.c) serves the binder

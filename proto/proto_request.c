@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /* User text quoted in a message is cut to this many bytes. */
 #define REQUEST_QUOTE_MAX 64

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xmalloc.h"
+
 /* MySQL's limit for database, table and alias names, in characters
  * (MariaDB manual, "Identifier Names"). */
 #define PROTO_TABLE_MAX_CHARS 64

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proto/buf.h"
+#include "util/buf.h"
 
 /* One entry of a lease: a table (with its database) locked READ or WRITE,
  * optionally under an alias (MySQL requires one lock per alias used). */

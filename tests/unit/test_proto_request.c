@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
 #include "proto/proto_request.h"
+#include "util/buf.h"
 
 static const struct proto_parse_options request_opts = {
 	.default_db = "app",

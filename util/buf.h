@@ -1,4 +1,4 @@
-/* Growable byte buffer used to build SQL text and protocol lines. */
+/* Growable byte buffer, for SQL text, protocol lines and anything else built piecewise. */
 #ifndef TABLELOCK_BUF_H
 #define TABLELOCK_BUF_H
 
@@ -7,7 +7,7 @@
 
 /* A zeroed struct buf is an empty buffer. data is always NUL-terminated
  * once anything was appended; len excludes the NUL. Allocation failure
- * aborts the process (as tmux's xmalloc does), so callers need no checks. */
+ * aborts the process (util/xmalloc.h), so callers need no checks. */
 struct buf {
 	char *data;
 	size_t len;
@@ -26,12 +26,5 @@ void buf_vappendf(struct buf *b, const char *fmt, va_list ap)
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
-
-/* Allocation helpers that abort on failure. */
-void *xmalloc(size_t size);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
 
 #endif
