@@ -62,6 +62,7 @@
 #include "proto/proto_response.h"
 #include "proto/proto_table.h"
 #include "util/buf.h"
+#include "util/monotime.h"
 #include "util/xmalloc.h"
 
 /* The client's request on a lease, while it runs. */
@@ -324,7 +325,7 @@ static void
 lease_account(struct lease *l)
 {
 	struct server_totals *t = &server.totals;
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 
 	if (l->accounted)
 		return;
@@ -716,7 +717,7 @@ lease_start(struct client *c, struct proto_request *req)
 	if (l->ttl_ms > conf->max_ttl_ms)
 		l->ttl_ms = conf->max_ttl_ms;
 	l->granted_ttl_ms = l->ttl_ms;
-	l->created_us = server_now_us();
+	l->created_us = monotime_us();
 	l->waiter.ready = lease_session_ready;
 	l->timer = evtimer_new(server.base, lease_timer_cb, l);
 	l->statement_timer = evtimer_new(server.base, lease_statement_timer_cb, l);
@@ -849,7 +850,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		 * rest is rounded up). A lone LOCK TABLES is also killed at the
 		 * deadline, to the millisecond; one with statements behind it is
 		 * not (session_killable), so WAIT is its bound. */
-		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
+		uint64_t waited_ms = (monotime_us() - l->created_us) / 1000;
 		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
 		wait_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
 	}
@@ -1022,7 +1023,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 			answer = lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
 					     "tables are locked in MySQL by another session "
 					     "(waited %lld ms)",
-					     (long long)((server_now_us() - l->created_us) / 1000));
+					     (long long)((monotime_us() - l->created_us) / 1000));
 		} else if (r[0].mysql_errno == ER_NO_SUCH_TABLE) {
 			answer = lease_error(l, PROTO_ERR_UNKNOWN_TABLE, "%s", r[0].message);
 			if (answer != NULL)
@@ -1039,7 +1040,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	 * leaves no lease, does not. */
 	if (l->client != NULL && !l->transact)
 		l->client->lost_lease = 0;
-	l->held_us = server_now_us();
+	l->held_us = monotime_us();
 	server.totals.acquired++;
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
 	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
@@ -1413,7 +1414,7 @@ lease_request(struct client *c, struct proto_request *req)
 		if (l->ttl_ms > server.conf.max_ttl_ms)
 			l->ttl_ms = server.conf.max_ttl_ms;
 		evtimer_del(l->timer);
-		l->expires_us = server_now_us() + (uint64_t)l->ttl_ms * 1000;
+		l->expires_us = monotime_us() + (uint64_t)l->ttl_ms * 1000;
 		lease_arm(l->timer, l->ttl_ms);
 		/* A statement keeps MySQL's wait_timeout from dropping a
 		 * session that a client keeps renewing without using. */
@@ -1581,7 +1582,7 @@ lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 static void
 lease_log_end(const struct lease *l)
 {
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 
 	if (l->held_us != 0)
 		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
@@ -1715,7 +1716,7 @@ lease_end_answer_for(struct lease *l, enum lease_end why)
 	if (why == LEASE_END_LOCK_TIMEOUT)
 		return lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
 				   "tables are locked by another lease or session (waited %lld ms)",
-				   (long long)((server_now_us() - l->created_us) / 1000));
+				   (long long)((monotime_us() - l->created_us) / 1000));
 	return lease_error(l, lease_end_error(why), "lease %llu %s", (unsigned long long)l->id,
 			   lease_end_name(why));
 }
@@ -1798,7 +1799,7 @@ lease_tables_json(const struct lease *l, bool write)
 json_t *
 lease_status(const struct lease *l, bool full)
 {
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 	const char *state;
 	json_t *o;
 

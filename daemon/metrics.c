@@ -13,6 +13,7 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "util/buf.h"
+#include "util/monotime.h"
 #include "util/xmalloc.h"
 
 struct metrics metrics;
@@ -82,7 +83,7 @@ static void
 metrics_render(struct buf *b)
 {
 	uint64_t held[2] = {0, 0}, waiting[2] = {0, 0};
-	uint64_t now = server_now_us(), oldest = 0;
+	uint64_t now = monotime_us(), oldest = 0;
 	json_t *pool = pool_status(server.pool);
 	const char *key;
 	json_t *value;
