@@ -52,6 +52,7 @@ UNIT_BASE := $(call obj,$(UTIL_SRC) proto/proto_error.c)
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
 UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
+UNIT_DEPS_test_sqltext_lock := $(call obj,$(SQLTEXT_SRC)) $(PROTO_OBJ)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:

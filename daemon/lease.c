@@ -860,7 +860,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	if (server.conf.timeout_ms > 0 &&
 	    (wait_s > 0 ? wait_s * 1000 : l->wait_ms) >= server.conf.timeout_ms)
 		buf_append_str(&l->sql, LEASE_OWN);
-	proto_table_lock_sql(&l->sql, l->tables, l->ntables);
+	sqltext_lock_tables(&l->sql, l->tables, l->ntables);
 	if (l->wait_ms == 0) {
 		/* A try-lock must not wait in MySQL either (MariaDB KB
 		 * "WAIT and NOWAIT"); ER_LOCK_WAIT_TIMEOUT answers at once. */

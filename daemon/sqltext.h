@@ -1,4 +1,4 @@
-/* SQL text: binding, the statement firewall, statement ends and session effects. */
+/* SQL text: binding, the statement firewall, statement ends, session effects, LOCK TABLES. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proto/proto_table.h"
 #include "util/buf.h"
 
 /*
  * Pure: no I/O. One lexer (daemon/sqltext_lexer.c) serves the binder
  * (sqltext_bind.c), the firewall (sqltext_firewall.c) and the effect scan
- * (sqltext_effect.c); daemon/sqltext_private.h is what they share. It knows
+ * (sqltext_effect.c); daemon/sqltext_private.h is what they share
+ * (sqltext_lock.c, which builds the daemon's own LOCK TABLES, needs no
+ * lexer). It knows
  * MySQL/MariaDB's lexical rules that matter here: '...' and "..." strings
  * (backslash escapes and doubled quotes), `...` names (doubled backticks),
  * comments "-- " (dash dash + space or control char or end), "#" to end of
@@ -125,5 +128,23 @@ enum sqltext_effect {
  * the above: the daemon's account must not be able to run any that do.
  */
 unsigned sqltext_session_effects(const char *sql, size_t len);
+
+/*
+ * The daemon's own LOCK TABLES. Names come from proto_table_split, so they
+ * are valid (proto_table_valid_part: no NUL, at most 64 characters), and
+ * in backticks with every backtick doubled any of them is one quoted
+ * identifier (MariaDB manual, "Identifier Names"; tests/fuzz/fuzz_table.c
+ * reads the text back with this module's lexer).
+ */
+
+/* Appends `part`, backticks inside doubled. */
+void sqltext_lock_quote(struct buf *out, const char *part);
+
+/* Appends `db`.`name` [AS `alias`] (no mode). */
+void sqltext_lock_ref(struct buf *out, const struct proto_table *t);
+
+/* Appends "LOCK TABLES `db`.`t` WRITE, `db`.`u` AS `a` READ" for
+ * tables[0..n), in their order. */
+void sqltext_lock_tables(struct buf *out, const struct proto_table *tables, size_t n);
 
 #endif

@@ -1,4 +1,4 @@
-/* Table names: validation, canonical form and backtick quoting for SQL. */
+/* Table names in requests: validation, splitting and the canonical db.name form. */
 #include "proto/proto_table.h"
 
 #include <stdint.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/xmalloc.h"
 
 /* MySQL's limit for database, table and alias names, in characters
@@ -149,42 +150,6 @@ proto_table_split(const char *spec, size_t len, const char *default_db, char **d
 	*db = xstrndup(spec, dblen);
 	*name = xstrndup(dot + 1, len - dblen - 1);
 	return true;
-}
-
-void
-proto_table_quote(struct buf *out, const char *part)
-{
-	buf_append_char(out, '`');
-	for (const char *p = part; *p != '\0'; p++) {
-		if (*p == '`')
-			buf_append_char(out, '`');
-		buf_append_char(out, *p);
-	}
-	buf_append_char(out, '`');
-}
-
-void
-proto_table_append_ref(struct buf *out, const struct proto_table *t)
-{
-	proto_table_quote(out, t->db);
-	buf_append_char(out, '.');
-	proto_table_quote(out, t->name);
-	if (t->alias != NULL) {
-		buf_append_str(out, " AS ");
-		proto_table_quote(out, t->alias);
-	}
-}
-
-void
-proto_table_lock_sql(struct buf *out, const struct proto_table *tables, size_t n)
-{
-	buf_append_str(out, "LOCK TABLES ");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_append_str(out, ", ");
-		proto_table_append_ref(out, &tables[i]);
-		buf_append_str(out, tables[i].write ? " WRITE" : " READ");
-	}
 }
 
 char *
