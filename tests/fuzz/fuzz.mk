@@ -22,7 +22,7 @@ FUZZ_LDLIBS := $(shell pkg-config --libs jansson inih 2>/dev/null)
 
 # What each harness links besides itself.
 SQLTEXT_SRC ?= $(sort $(wildcard daemon/sqltext_*.c))
-FUZZ_BASE := util/buf.c util/xmalloc.c proto/proto_error.c
+FUZZ_BASE := util/buf.c util/utf8.c util/xmalloc.c proto/proto_error.c
 FUZZ_SRC_request := proto/proto_frame.c proto/proto_request.c proto/proto_response.c \
 	proto/proto_table.c
 FUZZ_SRC_table := proto/proto_table.c $(SQLTEXT_SRC)
