@@ -51,15 +51,11 @@ sqltext_escape_fn sqltext_escape_backslash;
  * Returns true and appends the bound text to out; else false with a reason
  * in why (count mismatch, object/array/non-finite value: the daemon answers
  * bad_params). */
-bool sqltext_bind(const char *sql, size_t len, const json_t *params,
-		  sqltext_escape_fn *escape, void *escape_arg,
-		  struct buf *out, char *why, size_t whysize);
+bool sqltext_bind(const char *sql, size_t len, const json_t *params, sqltext_escape_fn *escape,
+                  void *escape_arg, struct buf *out, char *why, size_t whysize);
 
 /* Statement firewall verdict. */
-enum sqltext_verdict {
-	SQLTEXT_ALLOW,
-	SQLTEXT_DENY
-};
+enum sqltext_verdict { SQLTEXT_ALLOW, SQLTEXT_DENY };
 
 /* Classifies one statement by its first keyword after whitespace and
  * comments (executable comments count as code), case-insensitively.

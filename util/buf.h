@@ -21,9 +21,9 @@ void buf_append_char(struct buf *b, char c);
 /* fmt is never NULL: saying so also keeps GCC's -Wformat-truncation from
  * seeing a NULL format on the paths UBSan's checks add. */
 void buf_appendf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3), nonnull(2)));
+    __attribute__((format(printf, 2, 3), nonnull(2)));
 void buf_vappendf(struct buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0), nonnull(2)));
+    __attribute__((format(printf, 2, 0), nonnull(2)));
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
