@@ -12,15 +12,17 @@
 /*
  * Pure: no I/O. One lexer (daemon/sqltext_lexer.c) serves the binder
  * (sqltext_bind.c), the firewall (sqltext_firewall.c) and the effect scan
- * (sqltext_effect.c); daemon/sqltext_private.h is what they share
- * (sqltext_lock.c, which builds the daemon's own LOCK TABLES, needs no
- * lexer). It knows
- * MySQL/MariaDB's lexical rules that matter here: '...' and "..." strings
- * (backslash escapes and doubled quotes), `...` names (doubled backticks),
- * comments "-- " (dash dash + space or control char or end), "#" to end of
- * line, and C comments, except that executable comments (slash-star-bang
- * and slash-star-M-bang, optionally followed by a version number) are
- * code, not comments.
+ * (sqltext_effect.c), which share daemon/sqltext_private.h; sqltext_lock.c
+ * builds the daemon's own LOCK TABLES. The lexer knows MySQL/MariaDB's
+ * lexical rules that matter here: '...' and "..." strings (backslash
+ * escapes and doubled quotes), `...` names (doubled backticks), comments
+ * "-- " (dash dash + space or control char or end), "#" to end of line,
+ * and C comments, except that executable comments (slash-star-bang and
+ * slash-star-M-bang, optionally followed by a version number) are code,
+ * not comments.
+ *
+ * The public functions carry the module's prefix, sqltext_; the rest are
+ * named for their files (sqltext_private.h).
  */
 
 /* Counts '?' placeholders outside strings, names and comments. Returns the

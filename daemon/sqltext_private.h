@@ -7,8 +7,9 @@
  * module's prefix (sqltext_bind, sqltext_firewall, …). Everything else is
  * named for its file: sqltext_lexer_* (sqltext_lexer.c, the tokens and the
  * readings of versioned comments), sqltext_reason* (sqltext_reason.c),
- * sqltext_bind_* (sqltext_bind.c), sqltext_firewall_* (sqltext_firewall.c)
- * and sqltext_effect_* (sqltext_effect.c). Pure: no I/O anywhere.
+ * sqltext_bind_* (sqltext_bind.c), sqltext_firewall_* (sqltext_firewall.c),
+ * sqltext_effect_* (sqltext_effect.c) and sqltext_lock_* (sqltext_lock.c).
+ * Pure: no I/O anywhere.
  */
 
 #include <stdbool.h>
