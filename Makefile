@@ -14,13 +14,16 @@ CFLAGS += -std=c11 $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/
 LDFLAGS += $(SAN)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+UTIL_SRC := $(sort $(wildcard util/*.c))
 PROTO_SRC := $(sort $(wildcard proto/*.c))
 CONF_SRC := $(sort $(wildcard conf/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
+# The SQL text module (lexer, binder, firewall, effects): daemon/sqltext.h.
+SQLTEXT_SRC := $(sort $(wildcard daemon/sqltext_*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
-DAEMON_OBJ := $(call obj,$(DAEMON_SRC) $(PROTO_SRC) $(CONF_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC) $(PROTO_SRC) $(CONF_SRC) $(UTIL_SRC))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
 DAEMON := daemon/tablelockd
@@ -43,12 +46,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# Each unit test links the module it tests and the small shared base; a
-# test_proto_* test links all of proto/.
-UNIT_BASE := $(call obj,proto/buf.c proto/proto_error.c)
+# Each unit test links the module it tests and the small shared base
+# (util/ and the error codes); a test_proto_* test links all of proto/.
+UNIT_BASE := $(call obj,$(UTIL_SRC) proto/proto_error.c)
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
-UNIT_DEPS_test_sqltext := $(call obj,daemon/sqltext.c)
+UNIT_DEPS_test_utf8 := $(call obj,util/utf8.c)
+UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
+UNIT_DEPS_test_sqltext_lock := $(call obj,$(SQLTEXT_SRC)) $(PROTO_OBJ)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:

@@ -65,8 +65,6 @@ bench_scenario_fn scenario_ping_run;
 
 const char *bench_mode_name(enum bench_mode mode);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t bench_now_ns(void);
 void bench_sleep_ns(int64_t ns);
 
 /* VmRSS of pid in KiB, or -1. */
@@ -87,8 +85,5 @@ long bench_raise_nofile(long want);
 
 /* Prints "tablelock-bench: " fmt to stderr. */
 void bench_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Allocation that aborts on failure, so callers need no NULL checks. */
-void *bench_xcalloc(size_t n, size_t size);
-void *bench_xrealloc(void *p, size_t n, size_t size);
 
 #endif

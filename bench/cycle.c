@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "direct.h"
+#include "util/monotime.h"
 
 /* Long enough that 64 clients queued on one table never time out. */
 #define CYCLE_WAIT_MS 10000
@@ -109,10 +110,10 @@ cycle_close(struct cycle_client *cc)
 static int
 cycle_run_statements(struct cycle_client *cc, MYSQL *mysql, int64_t *wait_ns)
 {
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	if (direct_exec(mysql, cc->lock_sql, cc->error, sizeof(cc->error)) != 0)
 		return -2;
-	*wait_ns = bench_now_ns() - start;
+	*wait_ns = monotime_ns() - start;
 	if (direct_exec(mysql, cc->update_sql, cc->error, sizeof(cc->error)) != 0 ||
 	    direct_exec(mysql, "COMMIT", cc->error, sizeof(cc->error)) != 0 ||
 	    direct_exec(mysql, "UNLOCK TABLES", cc->error, sizeof(cc->error)) != 0)
@@ -196,11 +197,11 @@ cycle_first_row_int(const char *response, long long *value)
 static int
 cycle_run_daemon(struct cycle_client *cc, int64_t *wait_ns)
 {
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	int rc = cycle_daemon_call(cc, cc->acquire_request, "acquire");
 	if (rc != 0)
 		return rc;
-	*wait_ns = bench_now_ns() - start;
+	*wait_ns = monotime_ns() - start;
 	if ((rc = cycle_daemon_call(cc, cc->query_request, "query")) != 0) {
 		if (rc == -1) {
 			char keep[sizeof(cc->error)];
@@ -227,7 +228,7 @@ static int
 cycle_run_pipelined(struct cycle_client *cc, int64_t *wait_ns)
 {
 	static const char *const what[3] = {"acquire", "query", "commit"};
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	if (lineclient_send(&cc->line, cc->pipelined_request, strlen(cc->pipelined_request)) != 0) {
 		snprintf(cc->error, sizeof(cc->error), "pipelined: send: %s", strerror(errno));
 		return CYCLE_BROKEN;
@@ -239,7 +240,7 @@ cycle_run_pipelined(struct cycle_client *cc, int64_t *wait_ns)
 		if (r == -2)
 			return CYCLE_BROKEN;
 		if (i == 0)
-			*wait_ns = bench_now_ns() - start;
+			*wait_ns = monotime_ns() - start;
 		if (r != 0 && rc == 0) {
 			rc = CYCLE_FAILED;
 			memcpy(first_error, cc->error, sizeof(first_error));
@@ -267,10 +268,10 @@ cycle_run_direct_rdw(struct cycle_client *cc, int64_t *wait_ns)
 {
 	char update[128];
 	long long v;
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	if (direct_exec(cc->mysql, cc->lock_sql, cc->error, sizeof(cc->error)) != 0)
 		return CYCLE_BROKEN;
-	*wait_ns = bench_now_ns() - start;
+	*wait_ns = monotime_ns() - start;
 	if (direct_query_int(cc->mysql, cc->select_sql, &v, cc->error, sizeof(cc->error)) != 0)
 		return CYCLE_BROKEN;
 	snprintf(update, sizeof(update), "UPDATE t%d SET v=%lld WHERE id=1", cc->table, v + 1);
@@ -290,7 +291,7 @@ cycle_run_daemon_rdw(struct cycle_client *cc, int64_t *wait_ns)
 	char *response;
 	char commit[256];
 	long long v;
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	if (lineclient_send(&cc->line, cc->rdw_acquire_request, strlen(cc->rdw_acquire_request)) !=
 	    0) {
 		snprintf(cc->error, sizeof(cc->error), "acquire: send: %s", strerror(errno));
@@ -301,7 +302,7 @@ cycle_run_daemon_rdw(struct cycle_client *cc, int64_t *wait_ns)
 		return CYCLE_BROKEN;
 	if (rc == -1)
 		return cycle_refused_as_unknown(response) ? CYCLE_UNSUPPORTED : CYCLE_FAILED;
-	*wait_ns = bench_now_ns() - start;
+	*wait_ns = monotime_ns() - start;
 	bool has_results = strstr(response, "\"results\":[") != NULL;
 	if (!has_results || cycle_first_row_int(response, &v) != 0) {
 		snprintf(cc->error, sizeof(cc->error), "acquire with statements: %s: %.300s",

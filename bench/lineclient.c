@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 #define LINECLIENT_INITIAL_CAP 4096
 
@@ -95,7 +97,7 @@ lineclient_fill(struct lineclient *c)
 	}
 	if (c->tail == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : LINECLIENT_INITIAL_CAP;
-		c->data = bench_xrealloc(c->data, c->cap + 1, 1);
+		c->data = xreallocarray(c->data, c->cap + 1, 1);
 	}
 	ssize_t n;
 	do
@@ -162,7 +164,7 @@ lineclient_read_response(struct lineclient *c)
 		if (line == NULL || lineclient_classify(line) != LINE_EVENT)
 			return line;
 		c->events_seen++;
-		c->last_event_ns = bench_now_ns();
+		c->last_event_ns = monotime_ns();
 		snprintf(c->last_event, sizeof(c->last_event), "%s", line);
 	}
 }

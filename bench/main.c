@@ -67,14 +67,6 @@ bench_mode_uses_daemon(enum bench_mode mode)
 	       mode == BENCH_MODE_PIPELINED || mode == BENCH_MODE_DAEMON_RDW;
 }
 
-int64_t
-bench_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void
 bench_sleep_ns(int64_t ns)
 {
@@ -189,33 +181,6 @@ bench_warnx(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-void *
-bench_xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (p == NULL) {
-		bench_warnx("out of memory");
-		abort();
-	}
-	return p;
-}
-
-void *
-bench_xrealloc(void *p, size_t n, size_t size)
-{
-	if (size != 0 && n > SIZE_MAX / size) {
-		bench_warnx("allocation overflow");
-		abort();
-	}
-	size_t bytes = n * size;
-	void *q = realloc(p, bytes != 0 ? bytes : 1);
-	if (q == NULL) {
-		bench_warnx("out of memory");
-		abort();
-	}
-	return q;
 }
 
 static void

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "util/monotime.h"
 
 long
 observer_daemon_waiting(struct lineclient *c)
@@ -59,10 +60,10 @@ observer_mysql_waiting(MYSQL *mysql)
 long
 observer_wait_for(long (*count)(void *), void *arg, long want, int64_t timeout_ns)
 {
-	int64_t deadline = bench_now_ns() + timeout_ns;
+	int64_t deadline = monotime_ns() + timeout_ns;
 	for (;;) {
 		long n = count(arg);
-		if (n < 0 || n >= want || bench_now_ns() > deadline)
+		if (n < 0 || n >= want || monotime_ns() > deadline)
 			return n;
 		bench_sleep_ns(2000000);
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "bench.h"
+#include "util/xmalloc.h"
 
 static int samples_compare(const void *a, const void *b);
 
@@ -29,7 +30,7 @@ samples_add(struct samples *s, int64_t ns)
 {
 	if (s->len == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 4096;
-		s->ns = bench_xrealloc(s->ns, s->cap, sizeof(*s->ns));
+		s->ns = xreallocarray(s->ns, s->cap, sizeof(*s->ns));
 	}
 	s->ns[s->len++] = ns;
 	s->sorted = 0;

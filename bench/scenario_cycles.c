@@ -13,6 +13,8 @@
 #include "cycle.h"
 #include "samples.h"
 #include "scrape.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 enum cycles_phase { CYCLES_WARMUP, CYCLES_MEASURE, CYCLES_STOP };
 
@@ -94,9 +96,9 @@ cycles_worker_main(void *arg)
 		if (limit > 0 && atomic_fetch_add(&w->shared->started, 1) >= limit)
 			break;
 		int64_t wait_ns;
-		int64_t start = bench_now_ns();
+		int64_t start = monotime_ns();
 		int rc = cycle_run(&cc, &wait_ns);
-		int64_t end = bench_now_ns();
+		int64_t end = monotime_ns();
 		if (rc == CYCLE_UNSUPPORTED) {
 			cycles_worker_note(w, cc.error);
 			w->unsupported = true;
@@ -116,7 +118,7 @@ cycles_worker_main(void *arg)
 			continue;
 		if (w->nrecords == w->cap) {
 			w->cap = w->cap ? w->cap * 2 : 8192;
-			w->records = bench_xrealloc(w->records, w->cap, sizeof(*w->records));
+			w->records = xreallocarray(w->records, w->cap, sizeof(*w->records));
 		}
 		w->records[w->nrecords++] = (struct cycles_record){end, end - start, wait_ns};
 	}
@@ -131,8 +133,8 @@ cycles_worker_main(void *arg)
 static void
 cycles_sleep(struct cycles_shared *shared, int workers, double seconds)
 {
-	int64_t deadline = bench_now_ns() + (int64_t)(seconds * 1e9);
-	for (int64_t now = bench_now_ns(); now < deadline; now = bench_now_ns()) {
+	int64_t deadline = monotime_ns() + (int64_t)(seconds * 1e9);
+	for (int64_t now = monotime_ns(); now < deadline; now = monotime_ns()) {
 		if (atomic_load(&shared->finished) >= workers)
 			return;
 		int64_t left = deadline - now;
@@ -212,7 +214,7 @@ scenario_cycles_run(const struct bench_options *opt, json_t *result)
 {
 	struct cycles_shared shared = {.opt = opt};
 	int n = opt->clients;
-	struct cycles_worker *workers = bench_xcalloc((size_t)n, sizeof(*workers));
+	struct cycles_worker *workers = xcalloc((size_t)n, sizeof(*workers));
 
 	atomic_init(&shared.phase, CYCLES_WARMUP);
 	atomic_init(&shared.started, 0);
@@ -233,10 +235,10 @@ scenario_cycles_run(const struct bench_options *opt, json_t *result)
 	cycles_sleep(&shared, n, opt->warmup_s);
 	struct cycles_cpu cpu_start, cpu_end;
 	cycles_cpu_read(opt, &cpu_start);
-	int64_t window_start = bench_now_ns();
+	int64_t window_start = monotime_ns();
 	atomic_store_explicit(&shared.phase, CYCLES_MEASURE, memory_order_release);
 	cycles_sleep(&shared, n, opt->duration_s);
-	int64_t window_end = bench_now_ns();
+	int64_t window_end = monotime_ns();
 	cycles_cpu_read(opt, &cpu_end);
 	atomic_store_explicit(&shared.phase, CYCLES_STOP, memory_order_release);
 

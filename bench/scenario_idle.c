@@ -9,6 +9,8 @@
 #include "bench.h"
 #include "direct.h"
 #include "lineclient.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 #define IDLE_IO_TIMEOUT_MS 30000
 
@@ -57,12 +59,12 @@ static int
 idle_run_daemon(const struct bench_options *opt, json_t *result, int nidle)
 {
 	static const char ping[] = "{\"op\":\"ping\"}\n";
-	struct lineclient *conns = bench_xcalloc((size_t)(nidle ? nidle : 1), sizeof(*conns));
+	struct lineclient *conns = xcalloc((size_t)(nidle ? nidle : 1), sizeof(*conns));
 	long rss_before = opt->daemon_pid ? bench_rss_kib(opt->daemon_pid) : -1;
 	int opened = 0, refused = 0, rc = 0;
 	char first_error[256] = "";
 
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	for (int i = 0; i < nidle; i++) {
 		if (lineclient_connect(&conns[opened], opt->socket, false, IDLE_IO_TIMEOUT_MS) !=
 		    0) {
@@ -94,7 +96,7 @@ idle_run_daemon(const struct bench_options *opt, json_t *result, int nidle)
 		conns[i].data = NULL;
 		conns[i].cap = conns[i].head = conns[i].tail = conns[i].scan = 0;
 	}
-	double open_s = (double)(bench_now_ns() - start) / 1e9;
+	double open_s = (double)(monotime_ns() - start) / 1e9;
 	bench_sleep_ns(200000000); /* let the daemon settle before reading its RSS */
 	long rss_idle = opt->daemon_pid ? bench_rss_kib(opt->daemon_pid) : -1;
 
@@ -127,19 +129,19 @@ idle_run_daemon(const struct bench_options *opt, json_t *result, int nidle)
 static int
 idle_run_direct(const struct bench_options *opt, json_t *result, int nidle)
 {
-	MYSQL **conns = bench_xcalloc((size_t)(nidle ? nidle : 1), sizeof(*conns));
+	MYSQL **conns = xcalloc((size_t)(nidle ? nidle : 1), sizeof(*conns));
 	long rss_before = opt->mysqld_pid ? bench_rss_kib(opt->mysqld_pid) : -1;
 	int opened = 0;
 	char error[512] = "";
 
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	for (int i = 0; i < nidle; i++) {
 		conns[opened] = direct_connect(opt, error, sizeof(error));
 		if (conns[opened] == NULL)
 			break; /* typically "Too many connections": the comparison */
 		opened++;
 	}
-	double open_s = (double)(bench_now_ns() - start) / 1e9;
+	double open_s = (double)(monotime_ns() - start) / 1e9;
 	bench_sleep_ns(200000000);
 	long rss_idle = opt->mysqld_pid ? bench_rss_kib(opt->mysqld_pid) : -1;
 

@@ -11,6 +11,8 @@
 #include "bench.h"
 #include "lineclient.h"
 #include "samples.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 #define PING_IO_TIMEOUT_MS 10000
 
@@ -44,7 +46,7 @@ static int
 ping_send(struct ping_run *run, struct ping_conn *c, int n)
 {
 	int depth = run->opt->depth;
-	int64_t now = bench_now_ns();
+	int64_t now = monotime_ns();
 	for (int i = 0; i < n; i++)
 		c->sent[(c->first + c->inflight + i) % depth] = now;
 	c->inflight += n;
@@ -62,7 +64,7 @@ ping_on_readable(struct ping_run *run, struct ping_conn *c)
 		         got == 0 ? "closed" : strerror(errno));
 		return -1;
 	}
-	int64_t now = bench_now_ns();
+	int64_t now = monotime_ns();
 	int answered = 0;
 	char *line;
 	while ((line = lineclient_next_line(&c->line)) != NULL) {
@@ -93,8 +95,8 @@ scenario_ping_run(const struct bench_options *opt, json_t *result)
 
 	samples_init(&run.latency);
 	bench_raise_nofile((long)n + 256);
-	run.conns = bench_xcalloc((size_t)n, sizeof(*run.conns));
-	run.burst = bench_xcalloc((size_t)depth, PING_LINE_LEN);
+	run.conns = xcalloc((size_t)n, sizeof(*run.conns));
+	run.burst = xcalloc((size_t)depth, PING_LINE_LEN);
 	for (int i = 0; i < depth; i++)
 		memcpy(run.burst + (size_t)i * PING_LINE_LEN, ping_line, PING_LINE_LEN);
 	/* One connection waits in read(); many share an epoll set. */
@@ -107,14 +109,14 @@ scenario_ping_run(const struct bench_options *opt, json_t *result)
 			snprintf(run.error, sizeof(run.error), "connect: %s", strerror(errno));
 			goto out;
 		}
-		c->sent = bench_xcalloc((size_t)depth, sizeof(*c->sent));
+		c->sent = xcalloc((size_t)depth, sizeof(*c->sent));
 		if (!single) {
 			struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 			epoll_ctl(epfd, EPOLL_CTL_ADD, c->line.fd, &ev);
 		}
 	}
 
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	run.window_start = start + (int64_t)(opt->warmup_s * 1e9);
 	run.window_end = run.window_start + (int64_t)(opt->duration_s * 1e9);
 	for (int i = 0; i < n; i++)
@@ -139,7 +141,7 @@ scenario_ping_run(const struct bench_options *opt, json_t *result)
 		for (int e = 0; e < k; e++)
 			if (ping_on_readable(&run, events[e].data.ptr) != 0)
 				goto out;
-		if (bench_now_ns() >= run.window_end) {
+		if (monotime_ns() >= run.window_end) {
 			inflight = 0;
 			for (int i = 0; i < n; i++)
 				inflight += run.conns[i].inflight;

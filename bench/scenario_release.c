@@ -14,6 +14,7 @@
 #include "lineclient.h"
 #include "observer.h"
 #include "samples.h"
+#include "util/monotime.h"
 
 #define RELEASE_IO_TIMEOUT_MS 10000
 #define RELEASE_QUEUE_TIMEOUT_NS (5LL * 1000000000)
@@ -122,18 +123,18 @@ release_one(struct release_round *r, int64_t *ns)
 	                                         RELEASE_QUEUE_TIMEOUT_NS)
 	                     : observer_wait_for(release_daemon_waiting, &r->observer, 1,
 	                                         RELEASE_QUEUE_TIMEOUT_NS);
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	kill(holder, SIGKILL);
 	if (direct) {
 		if (direct_finish(r->waiter_mysql, r->error, sizeof(r->error)) == 0) {
-			*ns = bench_now_ns() - start;
+			*ns = monotime_ns() - start;
 			rc = direct_exec(r->waiter_mysql, "UNLOCK TABLES", r->error,
 			                 sizeof(r->error));
 		}
 	} else {
 		char *line = lineclient_read_response(&r->waiter);
 		if (line != NULL && lineclient_classify(line) == LINE_OK) {
-			*ns = bench_now_ns() - start;
+			*ns = monotime_ns() - start;
 			rc = lineclient_call(&r->waiter, "{\"op\":\"commit\"}\n", 16, NULL) ==
 			             LINE_OK
 			         ? 0
@@ -226,16 +227,16 @@ scenario_expiry_run(const struct bench_options *opt, json_t *result)
 	int64_t ttl_ns = (int64_t)opt->ttl_ms * 1000000;
 	for (int i = 0; i < opt->rounds && errors < 3; i++) {
 		char *line;
-		int64_t sent = bench_now_ns();
+		int64_t sent = monotime_ns();
 		if (lineclient_call(&c, request, strlen(request), &line) != LINE_OK) {
 			if (errors++ == 0)
 				snprintf(error, sizeof(error), "acquire: %.400s",
 				         line ? line : "closed");
 			continue;
 		}
-		int64_t granted = bench_now_ns();
+		int64_t granted = monotime_ns();
 		line = lineclient_read_line(&c); /* the event, with nothing else sent */
-		int64_t fired = bench_now_ns();
+		int64_t fired = monotime_ns();
 		if (line == NULL || lineclient_classify(line) != LINE_EVENT ||
 		    strstr(line, "\"lease_expired\"") == NULL) {
 			if (errors++ == 0)

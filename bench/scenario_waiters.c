@@ -12,6 +12,8 @@
 #include "lineclient.h"
 #include "observer.h"
 #include "samples.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 #define WAITERS_IO_TIMEOUT_MS 30000
 /* Long enough for the whole queue to drain one lease at a time. */
@@ -46,7 +48,7 @@ static int
 waiters_drain(struct waiter *w, int n, struct samples *handoff, int *errors, char *error,
               size_t errlen)
 {
-	int64_t last_grant = bench_now_ns();
+	int64_t last_grant = monotime_ns();
 	static const char commit[] = "{\"op\":\"commit\"}\n";
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 	int done = 0;
@@ -55,9 +57,9 @@ waiters_drain(struct waiter *w, int n, struct samples *handoff, int *errors, cha
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
 		epoll_ctl(epfd, EPOLL_CTL_ADD, w[i].line.fd, &ev);
 	}
-	int64_t deadline = bench_now_ns() + WAITERS_DRAIN_TIMEOUT_NS;
+	int64_t deadline = monotime_ns() + WAITERS_DRAIN_TIMEOUT_NS;
 	struct epoll_event events[256];
-	while (done < n && bench_now_ns() < deadline) {
+	while (done < n && monotime_ns() < deadline) {
 		int k = epoll_wait(epfd, events, 256, 1000);
 		for (int e = 0; e < k; e++) {
 			struct waiter *x = &w[events[e].data.u32];
@@ -80,7 +82,7 @@ waiters_drain(struct waiter *w, int n, struct samples *handoff, int *errors, cha
 				if (kind == LINE_ERROR && (*errors)++ == 0)
 					snprintf(error, errlen, "%.400s", line);
 				if (x->state == WAITER_QUEUED && kind == LINE_OK) {
-					int64_t now = bench_now_ns();
+					int64_t now = monotime_ns();
 					samples_add(handoff, now - last_grant);
 					last_grant = now;
 				}
@@ -107,7 +109,7 @@ scenario_waiters_run(const struct bench_options *opt, json_t *result)
 	char waiter_acquire[160], error[512] = "";
 	int n = opt->connections, errors = 0, rc = -1;
 	struct lineclient holder, observer;
-	struct waiter *w = bench_xcalloc((size_t)n, sizeof(*w));
+	struct waiter *w = xcalloc((size_t)n, sizeof(*w));
 	int opened = 0;
 	struct samples handoff;
 
@@ -133,7 +135,7 @@ scenario_waiters_run(const struct bench_options *opt, json_t *result)
 	}
 	long rss_before = opt->daemon_pid ? bench_rss_kib(opt->daemon_pid) : -1;
 
-	int64_t start = bench_now_ns();
+	int64_t start = monotime_ns();
 	for (; opened < n; opened++) {
 		if (lineclient_connect(&w[opened].line, opt->socket, false,
 		                       WAITERS_IO_TIMEOUT_MS) != 0 ||
@@ -144,7 +146,7 @@ scenario_waiters_run(const struct bench_options *opt, json_t *result)
 		w[opened].state = WAITER_QUEUED;
 	}
 	long queued = observer_wait_for(waiters_count, &observer, opened, 60LL * 1000000000);
-	double enqueue_s = (double)(bench_now_ns() - start) / 1e9;
+	double enqueue_s = (double)(monotime_ns() - start) / 1e9;
 	bench_sleep_ns(200000000);
 	long rss_queued = opt->daemon_pid ? bench_rss_kib(opt->daemon_pid) : -1;
 	json_object_set_new(result, "waiters", json_integer(opened));
@@ -164,13 +166,13 @@ scenario_waiters_run(const struct bench_options *opt, json_t *result)
 			         opened);
 		goto out;
 	}
-	start = bench_now_ns();
+	start = monotime_ns();
 	if (lineclient_call(&holder, commit, sizeof(commit) - 1, &line) != LINE_OK) {
 		snprintf(error, sizeof(error), "holder commit: %.400s", line ? line : "closed");
 		goto out;
 	}
 	int done = waiters_drain(w, opened, &handoff, &errors, error, sizeof(error));
-	double drain_s = (double)(bench_now_ns() - start) / 1e9;
+	double drain_s = (double)(monotime_ns() - start) / 1e9;
 	json_object_set_new(result, "drained", json_integer(done));
 	json_object_set_new(result, "drain_s", json_real(drain_s));
 	json_object_set_new(result, "cycles", json_integer(done));

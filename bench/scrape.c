@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "util/xmalloc.h"
 
 #define SCRAPE_TIMEOUT_S 5
 #define SCRAPE_MAX_BYTES (4 << 20)
@@ -68,13 +69,13 @@ scrape_fetch(const char *hostport, char *err, size_t errlen)
 		return NULL;
 	}
 	size_t len = 0, cap = 65536;
-	char *text = bench_xcalloc(cap + 1, 1);
+	char *text = xcalloc(cap + 1, 1);
 	for (;;) {
 		if (len == cap) {
 			if (cap >= SCRAPE_MAX_BYTES)
 				break;
 			cap *= 2;
-			text = bench_xrealloc(text, cap + 1, 1);
+			text = xreallocarray(text, cap + 1, 1);
 		}
 		ssize_t n = read(fd, text + len, cap - len);
 		if (n < 0 && errno == EINTR)

@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 
@@ -448,8 +449,8 @@ cli_tables_describe(const struct cli_tables *t, char *out, size_t size)
 static int
 cli_ping_main(int argc, char **argv)
 {
-	struct timespec a, b;
 	struct tablelock *tl;
+	int64_t start;
 	int rc;
 
 	if ((rc = cli_simple_options(argc, argv, "ping")) >= 0)
@@ -458,17 +459,16 @@ cli_ping_main(int argc, char **argv)
 		return cli_usage_error("ping", "unexpected argument \"%s\"", argv[optind]);
 	if ((tl = cli_connect("tablelock ping", &rc)) == NULL)
 		return rc;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	start = monotime_ns();
 	if (tablelock_ping(tl, cli_timeout()) != 0) {
 		rc = cli_report(tablelock_last_error(tl), "ping");
 		tablelock_close(tl);
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
+	double ms = (double)(monotime_ns() - start) / 1e6;
 	printf("tablelockd %s at %s: ping %.2f ms\n",
 	       tablelock_server_version(tl) != NULL ? tablelock_server_version(tl) : "?",
-	       tablelock_address(tl),
-	       (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6);
+	       tablelock_address(tl), ms);
 	tablelock_close(tl);
 	return CLI_EXIT_OK;
 }

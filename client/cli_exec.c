@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "client/cli.h"
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 const char cli_exec_usage[] =
     "usage: tablelock exec [-s SOCKET] [-t MS] (--write TABLE | --read TABLE)...\n"

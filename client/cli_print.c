@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "client/cli.h"
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 /* Binary values show this many bytes as hex, then "…". */
 #define PRINT_BINARY_MAX 32

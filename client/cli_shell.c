@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client/cli.h"
-#include "proto/buf.h"
 #include "proto/proto_frame.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 /* Renew when a third of the TTL is left unused, and never more often. */
 #define SHELL_RENEW_FRACTION 3
@@ -64,7 +64,6 @@ struct shell {
 	int status;
 };
 
-static int64_t shell_now_ms(void);
 static char *shell_trim(char *line);
 static enum shell_next shell_renew_if_due(struct shell *sh);
 static enum shell_next shell_lease_gone(struct shell *sh, const struct tablelock_error *err,
@@ -74,15 +73,6 @@ static enum shell_next shell_line(struct shell *sh, char *line);
 static void shell_prompt(const struct shell *sh);
 static void shell_event_error(const struct tablelock_event *ev, struct tablelock_error *err);
 static int shell_run(struct shell *sh);
-
-static int64_t
-shell_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Strips blanks around the line and trailing ';'s. */
 static char *
@@ -112,11 +102,11 @@ shell_lease_gone(struct shell *sh, const struct tablelock_error *err, const char
 static enum shell_next
 shell_renew_if_due(struct shell *sh)
 {
-	if (shell_now_ms() < sh->next_renew_ms)
+	if (monotime_ms() < sh->next_renew_ms)
 		return SHELL_GO_ON;
 	if (tablelock_renew(sh->tl, TABLELOCK_DEFAULT, cli_timeout()) != 0)
 		return shell_lease_gone(sh, tablelock_last_error(sh->tl), "renew");
-	sh->next_renew_ms = shell_now_ms() + sh->renew_every_ms;
+	sh->next_renew_ms = monotime_ms() + sh->renew_every_ms;
 	return SHELL_GO_ON;
 }
 
@@ -254,7 +244,7 @@ shell_run(struct shell *sh)
 		    {.fd = STDIN_FILENO, .events = POLLIN},
 		    {.fd = tablelock_fd(sh->tl), .events = POLLIN},
 		};
-		int64_t wait = sh->next_renew_ms - shell_now_ms();
+		int64_t wait = sh->next_renew_ms - monotime_ms();
 		int n = poll(pfd, 2, wait < 0 ? 0 : (int)wait);
 		if (n < 0 && errno != EINTR) {
 			perror("tablelock: poll");
@@ -371,7 +361,7 @@ cli_shell_main(int argc, char **argv)
 	sh.renew_every_ms = ttl / SHELL_RENEW_FRACTION;
 	if (sh.renew_every_ms < SHELL_RENEW_MIN_MS)
 		sh.renew_every_ms = SHELL_RENEW_MIN_MS;
-	sh.next_renew_ms = shell_now_ms() + sh.renew_every_ms;
+	sh.next_renew_ms = monotime_ms() + sh.renew_every_ms;
 	if (sh.interactive) {
 		cli_tables_describe(&tables, what, sizeof(what));
 		fprintf(

@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "client/cli.h"
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 #define STATUS_NCOLUMNS 8
 #define STATUS_DEFAULT_WATCH_MS 2000

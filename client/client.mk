@@ -1,6 +1,7 @@
 # Client side: libtablelock (static and shared), the tablelock CLI, the
 # example and the library's test driver. Included by the top-level Makefile,
-# which provides BUILD, CC, CFLAGS, CPPFLAGS, LDFLAGS, obj and PROTO_SRC.
+# which provides BUILD, CC, CFLAGS, CPPFLAGS, LDFLAGS, obj, PROTO_SRC and
+# UTIL_SRC.
 #
 # Everything is linked under $(BUILD)/client/ and then copied into client/
 # when it differs, so that client/tablelock always matches the last build
@@ -35,11 +36,11 @@ CLIENT_LIB_SRC := client/tablelock.c client/tablelock_result.c
 CLIENT_CLI_SRC := client/cli.c client/cli_print.c client/cli_status.c client/cli_exec.c \
 	client/cli_shell.c
 
-# The library's objects, proto/ included, are position independent: they
-# go into the shared library and into a static one that may itself end up
-# in someone's shared object.
-CLIENT_PIC_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_LIB_SRC) $(PROTO_SRC))
-CLIENT_CLI_OBJ := $(call obj,$(CLIENT_CLI_SRC) $(PROTO_SRC))
+# The library's objects, proto/ and util/ included, are position
+# independent: they go into the shared library and into a static one that
+# may itself end up in someone's shared object.
+CLIENT_PIC_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_LIB_SRC) $(PROTO_SRC) $(UTIL_SRC))
+CLIENT_CLI_OBJ := $(call obj,$(CLIENT_CLI_SRC) $(PROTO_SRC) $(UTIL_SRC))
 
 CLIENT_OUT := client/tablelock client/libtablelock.a client/libtablelock.so \
 	client/examples/lease-update client/tests/tablelock-driver
@@ -65,7 +66,7 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 
 # One relocatable object with every symbol but tablelock_* made local, so
-# that proto/'s buf_*, xmalloc, … cannot clash with the program's own.
+# that util/'s buf_*, xmalloc, … cannot clash with the program's own.
 $(BUILD)/client/libtablelock.o: $(CLIENT_PIC_OBJ)
 	@mkdir -p $(dir $@)
 	$(LD) -r -o $@ $^
@@ -80,7 +81,8 @@ $(BUILD)/client/libtablelock.so: $(CLIENT_PIC_OBJ) client/tablelock.map
 		-Wl,--version-script=client/tablelock.map $(if $(SAN),,-Wl,-z,defs) \
 		-o $@ $(CLIENT_PIC_OBJ) $(CLIENT_LDLIBS)
 
-# The CLI uses proto/ itself (line framing of its input) beside the library.
+# The CLI uses proto/ and util/ itself (line framing of its input, buffers)
+# beside the library.
 $(BUILD)/client/tablelock: $(CLIENT_CLI_OBJ) $(BUILD)/client/libtablelock.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LDLIBS)
 
@@ -90,9 +92,8 @@ $(BUILD)/client/examples/lease-update: client/examples/lease-update.c client/tab
 	@mkdir -p $(dir $@)
 	$(CC) -Iclient $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/client/libtablelock.a $(CLIENT_LDLIBS)
 
-# The driver uses proto/buf.c's helpers itself; the library keeps its copy
-# private.
-$(BUILD)/client/tests/tablelock-driver: $(call obj,client/tests/driver.c proto/buf.c) \
+# The driver uses util/ itself; the library keeps its copy private.
+$(BUILD)/client/tests/tablelock-driver: $(call obj,client/tests/driver.c $(UTIL_SRC)) \
 		$(BUILD)/client/libtablelock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LDLIBS)

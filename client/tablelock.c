@@ -14,14 +14,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client/tablelock_private.h"
-#include "proto/buf.h"
 #include "proto/proto_error.h"
 #include "proto/proto_frame.h"
 #include "proto/proto_response.h"
+#include "util/buf.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 /* The daemon's own codes and ours share one enum; the wire names come from
  * proto/, so both ends spell them the same. */
@@ -99,7 +100,6 @@ struct tablelock {
 	size_t nsent; /* pending[0 .. nsent) are written; the rest wait in out */
 };
 
-static int64_t tablelock_now_ms(void);
 static int64_t tablelock_deadline(int timeout_ms);
 static int tablelock_remaining(int64_t deadline);
 static void tablelock_error_set(struct tablelock_error *err, enum tablelock_code code,
@@ -182,22 +182,13 @@ tablelock_code_name(enum tablelock_code code)
 
 /* ---------------------------------------------------------------- time */
 
-static int64_t
-tablelock_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* -1 means no deadline. */
 static int64_t
 tablelock_deadline(int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return -1;
-	return tablelock_now_ms() + timeout_ms;
+	return monotime_ms() + timeout_ms;
 }
 
 /* Milliseconds left for poll(): -1 forever, 0 when past. */
@@ -208,7 +199,7 @@ tablelock_remaining(int64_t deadline)
 
 	if (deadline < 0)
 		return -1;
-	left = deadline - tablelock_now_ms();
+	left = deadline - monotime_ms();
 	if (left <= 0)
 		return 0;
 	return left > 1000000000 ? 1000000000 : (int)left;

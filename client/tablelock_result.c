@@ -8,7 +8,8 @@
 
 #include "client/tablelock.h"
 #include "client/tablelock_private.h"
-#include "proto/buf.h"
+#include "proto/proto_bytes.h"
+#include "util/xmalloc.h"
 
 /* One cell, decoded once: typed access and text both read from here. */
 struct result_cell {
@@ -31,8 +32,6 @@ struct tablelock_result {
 	struct tablelock_error *error; /* a results[] entry the daemon could not send */
 };
 
-static int result_base64_value(int c);
-static char *result_base64_decode(const char *in, size_t inlen, size_t *outlen);
 static int result_cell_set(struct result_cell *cell, const json_t *v);
 static const struct result_cell *result_cell(const struct tablelock_result *r, size_t row,
                                              size_t col);
@@ -40,56 +39,6 @@ static char *result_strdup_json(const json_t *v);
 static int64_t result_int(const json_t *obj, const char *key);
 static const char **result_string_list(const json_t *a, size_t *n);
 static void result_lease_free(struct tablelock_lease_status *l);
-
-/* ---------------------------------------------------------------- base64 */
-
-static int
-result_base64_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* RFC 4648 with padding (padding optional). NULL when malformed. */
-static char *
-result_base64_decode(const char *in, size_t inlen, size_t *outlen)
-{
-	char *out = xmalloc(inlen / 4 * 3 + 4);
-	uint32_t acc = 0;
-	size_t n = 0, bits = 0, i;
-
-	for (i = 0; i < inlen && in[i] != '='; i++) {
-		int v = result_base64_value((unsigned char)in[i]);
-		if (v < 0) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	for (; i < inlen; i++) {
-		if (in[i] != '=') {
-			free(out);
-			return NULL;
-		}
-	}
-	out[n] = '\0';
-	*outlen = n;
-	return out;
-}
 
 /* ---------------------------------------------------------------- results */
 
@@ -137,16 +86,12 @@ result_cell_set(struct result_cell *cell, const json_t *v)
 		memcpy(cell->text, json_string_value(v), cell->len);
 		cell->text[cell->len] = '\0';
 		return 0;
-	case JSON_OBJECT: {
+	case JSON_OBJECT:
 		/* Bytes: {"base64":"…"}. */
-		const json_t *b = json_object_get(v, "base64");
-		if (!json_is_string(b))
+		if ((cell->text = proto_bytes_decode(v, &cell->len)) == NULL)
 			return -1;
 		cell->type = TABLELOCK_BINARY;
-		cell->text =
-		    result_base64_decode(json_string_value(b), json_string_length(b), &cell->len);
-		return cell->text != NULL ? 0 : -1;
-	}
+		return 0;
 	case JSON_ARRAY:
 		return -1;
 	}

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 /*
  * libinih splits lines and calls conf_handler for each "name = value"; the

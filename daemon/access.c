@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
 #include "proto/proto_table.h"
+#include "util/utf8.h"
+#include "util/xmalloc.h"
 
 /* Longest user, group, token or CN name in a rule, in bytes: far above
  * Linux's 32-byte user names and RFC 5280's 64-character CN, low enough
@@ -516,17 +517,8 @@ access_identity_label(const struct access_identity *id, char *out, size_t outsiz
 
 	/* Cut short inside a multibyte character: drop its start, so the
 	 * label stays valid UTF-8 when it was. */
-	if (at + 1 == outsize && strlen(kind) + strlen(name) > at) {
-		size_t i = at;
-		while (i > 0 && ((unsigned char)out[i - 1] & 0xc0) == 0x80)
-			i--;
-		if (i > 0 && (unsigned char)out[i - 1] >= 0xc0) {
-			unsigned char lead = (unsigned char)out[i - 1];
-			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-			if (at - (i - 1) < need)
-				out[i - 1] = '\0';
-		}
-	}
+	if (at + 1 == outsize && strlen(kind) + strlen(name) > at)
+		out[utf8_complete_prefix(out, at)] = '\0';
 }
 
 static void

@@ -23,8 +23,9 @@
 #include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/tls.h"
-#include "proto/buf.h"
 #include "proto/proto_response.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 static const char *const client_state_names[CLIENT__STATE_COUNT] = {
 	[CLIENT_READY] = "ready",

@@ -11,9 +11,9 @@
 #include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/status.h"
-#include "proto/buf.h"
 #include "proto/proto_request.h"
 #include "proto/proto_response.h"
+#include "util/xmalloc.h"
 
 #ifndef TABLELOCK_VERSION
 #define TABLELOCK_VERSION "0.1.0"

@@ -12,7 +12,7 @@
 
 #include "conf/conf.h"
 #include "daemon/log.h"
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /* Connections and waits open per identity label. */
 struct identity_count {

@@ -59,9 +59,11 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "daemon/sqltext.h"
-#include "proto/buf.h"
 #include "proto/proto_response.h"
 #include "proto/proto_table.h"
+#include "util/buf.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 /* The client's request on a lease, while it runs. */
 enum lease_op { LEASE_OP_NONE, LEASE_OP_QUERY, LEASE_OP_RENEW };
@@ -331,7 +333,7 @@ static void
 lease_account(struct lease *l)
 {
 	struct server_totals *t = &server.totals;
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 
 	if (l->accounted)
 		return;
@@ -447,52 +449,6 @@ lease_arm(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* Escapes like mysql_real_escape_string() does with backslash escapes on:
- * the same size contract, for binding before any session is at hand. The
- * daemon's sessions always run with such an sql_mode (session.c). */
-static unsigned long
-lease_dry_escape(void *arg, char *out, const char *src, unsigned long len)
-{
-	unsigned long o = 0;
-
-	(void)arg;
-	for (unsigned long i = 0; i < len; i++) {
-		char ch = src[i];
-		const char *rep = NULL;
-		switch (ch) {
-		case '\0':
-			rep = "\\0";
-			break;
-		case '\n':
-			rep = "\\n";
-			break;
-		case '\r':
-			rep = "\\r";
-			break;
-		case '\\':
-			rep = "\\\\";
-			break;
-		case '\'':
-			rep = "\\'";
-			break;
-		case '"':
-			rep = "\\\"";
-			break;
-		case '\032':
-			rep = "\\Z";
-			break;
-		}
-		if (rep != NULL) {
-			out[o++] = rep[0];
-			out[o++] = rep[1];
-		} else {
-			out[o++] = ch;
-		}
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* Checks one statement and binds its params into out: the firewall on the
  * client's text, the binding, and the firewall again on the bound text
  * (cheap, and it keeps a binding bug from becoming a bypass). With s NULL
@@ -510,7 +466,7 @@ lease_prepare_statement(struct client *c, const struct proto_statement *st, long
 	if (sqltext_firewall(st->sql, st->sql_len, why, sizeof(why)) != SQLTEXT_ALLOW)
 		code = PROTO_ERR_STATEMENT_NOT_ALLOWED;
 	else if (!sqltext_bind(st->sql, st->sql_len, st->params,
-			       s != NULL ? session_escape : lease_dry_escape, s, out, why,
+			       s != NULL ? session_escape : sqltext_escape_backslash, s, out, why,
 			       sizeof(why)))
 		code = PROTO_ERR_BAD_PARAMS;
 	else if (sqltext_firewall(out->data, out->len, why, sizeof(why)) != SQLTEXT_ALLOW)
@@ -771,7 +727,7 @@ lease_start(struct client *c, struct proto_request *req)
 	if (l->ttl_ms > conf->max_ttl_ms)
 		l->ttl_ms = conf->max_ttl_ms;
 	l->granted_ttl_ms = l->ttl_ms;
-	l->created_us = server_now_us();
+	l->created_us = monotime_us();
 	l->waiter.ready = lease_session_ready;
 	l->timer = evtimer_new(server.base, lease_timer_cb, l);
 	l->statement_timer = evtimer_new(server.base, lease_statement_timer_cb, l);
@@ -904,7 +860,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		 * rest is rounded up); the lease timer also kills LOCK TABLES at
 		 * the deadline, to the millisecond, while it has not answered
 		 * (session_killable). */
-		uint64_t waited_ms = (server_now_us() - l->created_us) / 1000;
+		uint64_t waited_ms = (monotime_us() - l->created_us) / 1000;
 		int64_t left_ms = l->wait_ms - (int64_t)waited_ms;
 		wait_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
 	}
@@ -914,7 +870,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 	if (server.conf.timeout_ms > 0 &&
 	    (wait_s > 0 ? wait_s * 1000 : l->wait_ms) >= server.conf.timeout_ms)
 		buf_append_str(&l->sql, LEASE_OWN);
-	proto_table_lock_sql(&l->sql, l->tables, l->ntables);
+	sqltext_lock_tables(&l->sql, l->tables, l->ntables);
 	if (l->wait_ms == 0) {
 		/* A try-lock must not wait in MySQL either (MariaDB KB
 		 * "WAIT and NOWAIT"); ER_LOCK_WAIT_TIMEOUT answers at once. */
@@ -1109,7 +1065,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 			answer = lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
 					     "tables are locked in MySQL by another session "
 					     "(waited %lld ms)",
-					     (long long)((server_now_us() - l->created_us) / 1000));
+					     (long long)((monotime_us() - l->created_us) / 1000));
 		} else if (r[0].mysql_errno == ER_NO_SUCH_TABLE) {
 			answer = lease_error(l, PROTO_ERR_UNKNOWN_TABLE, "%s", r[0].message);
 			if (answer != NULL)
@@ -1126,7 +1082,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	 * leaves no lease, does not. */
 	if (l->client != NULL && !l->transact)
 		l->client->lost_lease = 0;
-	l->held_us = server_now_us();
+	l->held_us = monotime_us();
 	if (n >= head)
 		l->fence = lease_fence_of(&r[1]);
 	server.totals.acquired++;
@@ -1512,7 +1468,7 @@ lease_request(struct client *c, struct proto_request *req)
 		if (l->ttl_ms > server.conf.max_ttl_ms)
 			l->ttl_ms = server.conf.max_ttl_ms;
 		evtimer_del(l->timer);
-		l->expires_us = server_now_us() + (uint64_t)l->ttl_ms * 1000;
+		l->expires_us = monotime_us() + (uint64_t)l->ttl_ms * 1000;
 		lease_arm(l->timer, l->ttl_ms);
 		/* A statement keeps MySQL's wait_timeout from dropping a
 		 * session that a client keeps renewing without using. */
@@ -1680,7 +1636,7 @@ lease_finish(struct lease *l, enum lease_end why, json_t *answer, bool unlocked)
 static void
 lease_log_end(const struct lease *l)
 {
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 
 	if (l->held_us != 0)
 		log_info("lease %llu: ended: %s after %llu ms held", (unsigned long long)l->id,
@@ -1814,7 +1770,7 @@ lease_end_answer_for(struct lease *l, enum lease_end why)
 	if (why == LEASE_END_LOCK_TIMEOUT)
 		return lease_error(l, PROTO_ERR_LOCK_TIMEOUT,
 				   "tables are locked by another lease or session (waited %lld ms)",
-				   (long long)((server_now_us() - l->created_us) / 1000));
+				   (long long)((monotime_us() - l->created_us) / 1000));
 	return lease_error(l, lease_end_error(why), "lease %llu %s", (unsigned long long)l->id,
 			   lease_end_name(why));
 }
@@ -1897,7 +1853,7 @@ lease_tables_json(const struct lease *l, bool write)
 json_t *
 lease_status(const struct lease *l, bool full)
 {
-	uint64_t now = server_now_us();
+	uint64_t now = monotime_us();
 	const char *state;
 	json_t *o;
 

@@ -19,7 +19,7 @@
 #include "daemon/client.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 struct listener {
 	struct evconnlistener *ev;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /*
  * How it works, and what it costs (k = tables named by one request).

@@ -20,6 +20,7 @@
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "daemon/tls.h"
+#include "util/monotime.h"
 
 #ifndef TABLELOCK_VERSION
 #define TABLELOCK_VERSION "0.1.0"
@@ -136,7 +137,7 @@ main(int argc, char **argv)
 
 	server.conf_path = conf_path;
 	server.uid = getuid();
-	server.started_us = server_now_us();
+	server.started_us = monotime_us();
 	TAILQ_INIT(&server.clients);
 	TAILQ_INIT(&server.leases);
 	server_apply_options();

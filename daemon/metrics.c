@@ -12,7 +12,9 @@
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/monotime.h"
+#include "util/xmalloc.h"
 
 struct metrics metrics;
 
@@ -81,7 +83,7 @@ static void
 metrics_render(struct buf *b)
 {
 	uint64_t held[2] = {0, 0}, waiting[2] = {0, 0};
-	uint64_t now = server_now_us(), oldest = 0;
+	uint64_t now = monotime_us(), oldest = 0;
 	json_t *pool = pool_status(server.pool);
 	const char *key;
 	json_t *value;

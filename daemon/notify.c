@@ -10,6 +10,7 @@
 #include "daemon/lease.h"
 #include "daemon/lockmgr.h"
 #include "daemon/server.h"
+#include "util/monotime.h"
 
 /* sd_notify() is a no-op returning 0 when NOTIFY_SOCKET is unset, so all
  * of this costs nothing outside systemd. */
@@ -87,10 +88,8 @@ notify_ready(const char *status)
 void
 notify_reloading(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-		   (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	/* systemd.service(5), Type=notify-reload: CLOCK_MONOTONIC. */
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotime_us());
 }
 
 void

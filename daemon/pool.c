@@ -9,7 +9,7 @@
 #include "daemon/log.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 /* A KILL QUERY waiting for the control session. */
 struct pool_kill {

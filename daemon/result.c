@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "proto/proto_bytes.h"
 
 /* MySQL's "binary" character set number: such string columns hold bytes,
  * not text (MariaDB KB "Supported Character Sets and Collations"). */
@@ -54,7 +54,6 @@ static const struct result_type result_types[] = {
 
 static const struct result_type *result_type_of(const MYSQL_FIELD *field);
 static bool result_is_binary(const MYSQL_FIELD *field, const struct result_type *t);
-static json_t *result_base64(const char *data, unsigned long len);
 static json_t *result_value(const MYSQL_FIELD *field, const char *data, unsigned long len);
 
 static const struct result_type *
@@ -88,41 +87,6 @@ result_type_name(const MYSQL_FIELD *field)
 	return t->name;
 }
 
-/* Bytes as {"base64":"…"} (RFC 4648, with padding): JSON strings must be
- * text, so raw bytes never go into one. */
-static json_t *
-result_base64(const char *data, unsigned long len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *in = (const unsigned char *)data;
-	size_t outlen = 4 * ((len + 2) / 3);
-	char *out = xmalloc(outlen + 1);
-	size_t o = 0;
-	unsigned long i;
-	json_t *obj;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		unsigned int v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-		out[o++] = alphabet[v >> 18 & 63];
-		out[o++] = alphabet[v >> 12 & 63];
-		out[o++] = alphabet[v >> 6 & 63];
-		out[o++] = alphabet[v & 63];
-	}
-	if (i < len) {
-		unsigned int v = (unsigned)in[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		out[o++] = alphabet[v >> 18 & 63];
-		out[o++] = alphabet[v >> 12 & 63];
-		out[o++] = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	obj = json_pack("{s:s%}", "base64", out, o);
-	free(out);
-	return obj;
-}
-
 static json_t *
 result_value(const MYSQL_FIELD *field, const char *data, unsigned long len)
 {
@@ -132,7 +96,7 @@ result_value(const MYSQL_FIELD *field, const char *data, unsigned long len)
 	if (data == NULL)
 		return json_null();
 	if (result_is_binary(field, t))
-		return result_base64(data, len);
+		return proto_bytes_encode(data, len);
 	switch (t->kind) {
 	case KIND_SIGNED:
 		errno = 0;
@@ -162,7 +126,7 @@ result_value(const MYSQL_FIELD *field, const char *data, unsigned long len)
 	/* Text columns arrive in utf8mb4 (the connection charset); a value that
 	 * is still not valid UTF-8 is sent as bytes rather than mangled. */
 	json_t *s = json_stringn(data, len);
-	return s != NULL ? s : result_base64(data, len);
+	return s != NULL ? s : proto_bytes_encode(data, len);
 }
 
 void

@@ -47,14 +47,6 @@ static void server_end_leases(bool held_too);
 static unsigned int server_count_held(void);
 static void server_report_fixed(const char *section, const char *name, void *arg);
 
-uint64_t
-server_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 void
 server_apply_options(void)
 {

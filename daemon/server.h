@@ -53,8 +53,6 @@ struct server {
 
 extern struct server server;
 
-/* Monotonic microseconds. */
-uint64_t server_now_us(void);
 /* Starts the shutdown: listeners close, leases not yet held end, held ones
  * may finish within drain_timeout_ms (unless now), then every lease left
  * is rolled back and the loop exits once all are released. Called again,

@@ -18,8 +18,9 @@
 #include "daemon/metrics.h"
 #include "daemon/pool.h"
 #include "daemon/result.h"
-#include "proto/buf.h"
 #include "proto/proto_error.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 /* Which non-blocking call is in flight. Each has a _start and a _cont form
  * (MariaDB Connector/C, "Non-blocking API"); session_step() calls the

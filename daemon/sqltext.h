@@ -1,4 +1,4 @@
-/* SQL text: placeholder binding, the statement firewall, statement ends and session effects. */
+/* SQL text: binding, the statement firewall, statement ends, session effects, LOCK TABLES. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -6,14 +6,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proto/buf.h"
+#include "proto/proto_table.h"
+#include "util/buf.h"
 
-/* Pure: no I/O. The lexer knows MySQL/MariaDB's lexical rules that matter
- * here: '...' and "..." strings (backslash escapes and doubled quotes),
- * `...` names (doubled backticks), comments "-- " (dash dash + space or
- * control char or end), "#" to end of line, and C comments, except that
- * executable comments (slash-star-bang and slash-star-M-bang, optionally
- * followed by a version number) are code, not comments. */
+/*
+ * Pure: no I/O. One lexer (daemon/sqltext_lexer.c) serves the binder
+ * (sqltext_bind.c), the firewall (sqltext_firewall.c) and the effect scan
+ * (sqltext_effect.c), which share daemon/sqltext_private.h; sqltext_lock.c
+ * builds the daemon's own LOCK TABLES. The lexer knows MySQL/MariaDB's
+ * lexical rules that matter here: '...' and "..." strings (backslash
+ * escapes and doubled quotes), `...` names (doubled backticks), comments
+ * "-- " (dash dash + space or control char or end), "#" to end of line,
+ * and C comments, except that executable comments (slash-star-bang and
+ * slash-star-M-bang, optionally followed by a version number) are code,
+ * not comments.
+ *
+ * The public functions carry the module's prefix, sqltext_; the rest are
+ * named for their files (sqltext_private.h).
+ */
 
 /* Counts '?' placeholders outside strings, names and comments. Returns the
  * count, or -1 if the text has an unterminated string, name or comment. */
@@ -23,6 +33,19 @@ long sqltext_count_placeholders(const char *sql, size_t len);
  * for the session. Returns bytes written; out has room for 2*len+1. */
 typedef unsigned long sqltext_escape_fn(void *arg, char *out, const char *src, unsigned long len);
 
+/*
+ * The escape of a connection whose sql_mode lets backslash escape (no
+ * NO_BACKSLASH_ESCAPES, which conf.c refuses) in an ASCII-safe character
+ * set (utf8mb4, which session.c sets), without a connection: NUL, '\n',
+ * '\r', '\\', '\'', '"' and ^Z become \0 \n \r \\ \' \" \Z, and every other
+ * byte is copied. Byte for byte what mysql_real_escape_string() writes on
+ * such a connection (tests/unit/test_sqltext.c compares the two). Writes at
+ * most 2*len bytes and a NUL into out (room for 2*len+1) and returns the
+ * count without the NUL; arg is unused. The daemon binds with it before a
+ * session is at hand (its dry run); tests and fuzzers bind with it.
+ */
+sqltext_escape_fn sqltext_escape_backslash;
+
 /* Replaces each placeholder with the matching element of params (a JSON
  * array or NULL for none): null -> NULL, true/false -> TRUE/FALSE,
  * integer -> decimal, real -> shortest round-tripping decimal ("%.17g",
@@ -30,15 +53,11 @@ typedef unsigned long sqltext_escape_fn(void *arg, char *out, const char *src, u
  * Returns true and appends the bound text to out; else false with a reason
  * in why (count mismatch, object/array/non-finite value: the daemon answers
  * bad_params). */
-bool sqltext_bind(const char *sql, size_t len, const json_t *params,
-		  sqltext_escape_fn *escape, void *escape_arg,
-		  struct buf *out, char *why, size_t whysize);
+bool sqltext_bind(const char *sql, size_t len, const json_t *params, sqltext_escape_fn *escape,
+                  void *escape_arg, struct buf *out, char *why, size_t whysize);
 
 /* Statement firewall verdict. */
-enum sqltext_verdict {
-	SQLTEXT_ALLOW,
-	SQLTEXT_DENY
-};
+enum sqltext_verdict { SQLTEXT_ALLOW, SQLTEXT_DENY };
 
 /* Classifies one statement by its first keyword after whitespace and
  * comments (executable comments count as code), case-insensitively.
@@ -100,11 +119,30 @@ enum sqltext_effect {
 /*
  * The sqltext_effect flags of the statement, or 0 when it leaves none of
  * them. Conservative: a word counts wherever it stands outside strings and
- * comments (a column named nextval counts too), in every reading of versioned comments (the union), and text the
- * lexer cannot read (which the firewall refuses) gets SQLTEXT_EFFECT_ALL.
+ * comments (a column named nextval counts too), in every reading of
+ * versioned comments (the union), and text the lexer cannot read (which
+ * the firewall refuses) gets SQLTEXT_EFFECT_ALL.
  * It cannot see into stored functions or triggers, which can do all of
  * the above: the daemon's account must not be able to run any that do.
  */
 unsigned sqltext_session_effects(const char *sql, size_t len);
+
+/*
+ * The daemon's own LOCK TABLES. Names come from proto_table_split, so they
+ * are valid (proto_table_valid_part: no NUL, at most 64 characters), and
+ * in backticks with every backtick doubled any of them is one quoted
+ * identifier (MariaDB manual, "Identifier Names"; tests/fuzz/fuzz_table.c
+ * reads the text back with this module's lexer).
+ */
+
+/* Appends `part`, backticks inside doubled. */
+void sqltext_lock_quote(struct buf *out, const char *part);
+
+/* Appends `db`.`name` [AS `alias`] (no mode). */
+void sqltext_lock_ref(struct buf *out, const struct proto_table *t);
+
+/* Appends "LOCK TABLES `db`.`t` WRITE, `db`.`u` AS `a` READ" for
+ * tables[0..n), in their order. */
+void sqltext_lock_tables(struct buf *out, const struct proto_table *tables, size_t n);
 
 #endif

@@ -8,6 +8,7 @@
 #include "daemon/lockmgr.h"
 #include "daemon/pool.h"
 #include "daemon/server.h"
+#include "util/monotime.h"
 
 void
 status_fill(json_t *resp, struct client *asker)
@@ -38,5 +39,5 @@ status_fill(json_t *resp, struct client *asker)
 	json_object_set_new(resp, "clients", json_integer(server.nclients));
 	json_object_set_new(resp, "waiting", json_integer((json_int_t)lockmgr_count_waiting(server.lockmgr)));
 	json_object_set_new(resp, "uptime_ms",
-			    json_integer((json_int_t)((server_now_us() - server.started_us) / 1000)));
+			    json_integer((json_int_t)((monotime_us() - server.started_us) / 1000)));
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "util/xmalloc.h"
 
 #define PROTO_FRAME_MIN_CAP 256
 /* A buffer this much larger than what it holds is shrunk when idle, so one

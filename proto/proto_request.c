@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
+#include "util/utf8.h"
+#include "util/xmalloc.h"
 
 /* User text quoted in a message is cut to this many bytes. */
 #define REQUEST_QUOTE_MAX 64
@@ -26,7 +27,6 @@ typedef enum proto_error request_parse_fn(struct request_ctx *ctx);
 
 static enum proto_error request_fail(struct request_ctx *ctx, enum proto_error code,
 				     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void request_trim_utf8_tail(char *msg);
 static const char *request_quote(char *out, size_t outsize, const char *s, size_t len);
 static json_t *request_optional(const json_t *obj, const char *key);
 static size_t request_depth(const json_t *v, size_t limit);
@@ -96,26 +96,11 @@ request_fail(struct request_ctx *ctx, enum proto_error code, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(ctx->msg, ctx->msgsize, fmt, ap);
 	va_end(ap);
+	/* vsnprintf may cut the message inside a multibyte character: drop
+	 * the incomplete tail so it stays valid UTF-8 for the response. */
 	if (ctx->msgsize > 0)
-		request_trim_utf8_tail(ctx->msg);
+		ctx->msg[utf8_complete_prefix(ctx->msg, strlen(ctx->msg))] = '\0';
 	return code;
-}
-
-/* snprintf may cut a message inside a multibyte character; drop the
- * incomplete tail so the message stays valid UTF-8 for the response. */
-static void
-request_trim_utf8_tail(char *msg)
-{
-	size_t len = strlen(msg);
-	size_t i = len;
-	while (i > 0 && len - i < 4 && ((unsigned char)msg[i - 1] & 0xc0) == 0x80)
-		i--;
-	if (i == 0)
-		return;
-	unsigned char lead = (unsigned char)msg[i - 1];
-	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-	if (lead >= 0x80 && len - (i - 1) < need)
-		msg[i - 1] = '\0';
 }
 
 /* Copies client text for a message: at most REQUEST_QUOTE_MAX bytes, cut at
@@ -127,9 +112,7 @@ request_quote(char *out, size_t outsize, const char *s, size_t len)
 	size_t n = len;
 	bool cut = false;
 	if (n > REQUEST_QUOTE_MAX) {
-		n = REQUEST_QUOTE_MAX;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
+		n = utf8_complete_prefix(s, REQUEST_QUOTE_MAX);
 		cut = true;
 	}
 	if (n + 4 > outsize)

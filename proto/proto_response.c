@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xmalloc.h"
+
 /* Compact, one line, keys in the order they were added: "id" then "ok". */
 #define PROTO_RESPONSE_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
 

@@ -5,8 +5,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "proto/buf.h"
 #include "proto/proto_error.h"
+#include "util/buf.h"
 
 /* {"id":id,"ok":true}; "id" omitted when id is NULL. Returns a new object
  * the caller adds fields to. */

@@ -1,4 +1,4 @@
-/* Table names: validation, canonical form and backtick quoting for SQL. */
+/* Table names in requests: validation, splitting and the canonical db.name form. */
 #include "proto/proto_table.h"
 
 #include <stdint.h>
@@ -6,57 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+#include "util/utf8.h"
+#include "util/xmalloc.h"
+
 /* MySQL's limit for database, table and alias names, in characters
  * (MariaDB manual, "Identifier Names"). */
 #define PROTO_TABLE_MAX_CHARS 64
 
-static size_t proto_table_utf8_next(const unsigned char *s, size_t len, uint32_t *cp);
 static bool proto_table_valid_named(const char *what, const char *s, size_t len, char *why,
 				    size_t whysize);
-
-/* Decodes one UTF-8 sequence at s. Returns its length, or 0 when it is not
- * well-formed (overlong forms, surrogates and values past U+10FFFF included,
- * per RFC 3629's table of well-formed byte sequences). */
-static size_t
-proto_table_utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		*cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		*cp = c & 0x0f;
-		if (c == 0xe0)
-			lo = 0xa0; /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		*cp = c & 0x07;
-		if (c == 0xf0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f; /* past U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		unsigned char b = s[i];
-		if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf))
-			return 0;
-		*cp = (*cp << 6) | (b & 0x3f);
-	}
-	return n;
-}
 
 bool
 proto_table_valid_part(const char *s, size_t len, char *why, size_t whysize)
@@ -70,7 +29,7 @@ proto_table_valid_part(const char *s, size_t len, char *why, size_t whysize)
 	}
 	for (size_t i = 0; i < len;) {
 		uint32_t cp;
-		size_t n = proto_table_utf8_next(p + i, len - i, &cp);
+		size_t n = utf8_decode(p + i, len - i, &cp);
 		if (n == 0) {
 			snprintf(why, whysize, "is not valid UTF-8 (at byte %zu)", i);
 			return false;
@@ -147,42 +106,6 @@ proto_table_split(const char *spec, size_t len, const char *default_db, char **d
 	*db = xstrndup(spec, dblen);
 	*name = xstrndup(dot + 1, len - dblen - 1);
 	return true;
-}
-
-void
-proto_table_quote(struct buf *out, const char *part)
-{
-	buf_append_char(out, '`');
-	for (const char *p = part; *p != '\0'; p++) {
-		if (*p == '`')
-			buf_append_char(out, '`');
-		buf_append_char(out, *p);
-	}
-	buf_append_char(out, '`');
-}
-
-void
-proto_table_append_ref(struct buf *out, const struct proto_table *t)
-{
-	proto_table_quote(out, t->db);
-	buf_append_char(out, '.');
-	proto_table_quote(out, t->name);
-	if (t->alias != NULL) {
-		buf_append_str(out, " AS ");
-		proto_table_quote(out, t->alias);
-	}
-}
-
-void
-proto_table_lock_sql(struct buf *out, const struct proto_table *tables, size_t n)
-{
-	buf_append_str(out, "LOCK TABLES ");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_append_str(out, ", ");
-		proto_table_append_ref(out, &tables[i]);
-		buf_append_str(out, tables[i].write ? " WRITE" : " READ");
-	}
 }
 
 char *

@@ -1,11 +1,9 @@
-/* Table names: validation, canonical form and backtick quoting for SQL. */
+/* Table names in requests: validation, splitting and the canonical db.name form. */
 #ifndef TABLELOCK_PROTO_TABLE_H
 #define TABLELOCK_PROTO_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "proto/buf.h"
 
 /* One entry of a lease: a table (with its database) locked READ or WRITE,
  * optionally under an alias (MySQL requires one lock per alias used). */
@@ -29,15 +27,6 @@ bool proto_table_valid_part(const char *s, size_t len, char *why, size_t whysize
  * fails and how ("table name is empty", "has more than one '.'"). */
 bool proto_table_split(const char *spec, size_t len, const char *default_db,
 		       char **db, char **name, char *why, size_t whysize);
-
-/* Appends `part` with backticks doubled inside and around it. */
-void proto_table_quote(struct buf *out, const char *part);
-
-/* Appends `db`.`name` [AS `alias`] (no mode). */
-void proto_table_append_ref(struct buf *out, const struct proto_table *t);
-
-/* Appends "LOCK TABLES `db`.`t` WRITE, `db`.`u` AS `a` READ" to out. */
-void proto_table_lock_sql(struct buf *out, const struct proto_table *tables, size_t n);
 
 /* "db.name" (unquoted, for logs, status and the lock manager's keys). */
 char *proto_table_key(const struct proto_table *t);

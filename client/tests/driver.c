@@ -15,7 +15,8 @@
 #include <time.h>
 
 #include "client/tablelock.h"
-#include "proto/buf.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
 
 static struct tablelock *driver_tl;
 

@@ -21,11 +21,12 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_WARN) $(FUZZ_SAN) 
 FUZZ_LDLIBS := $(shell pkg-config --libs jansson inih 2>/dev/null)
 
 # What each harness links besides itself.
-FUZZ_BASE := proto/buf.c proto/proto_error.c
+SQLTEXT_SRC ?= $(sort $(wildcard daemon/sqltext_*.c))
+FUZZ_BASE := util/buf.c util/utf8.c util/xmalloc.c proto/proto_error.c
 FUZZ_SRC_request := proto/proto_frame.c proto/proto_request.c proto/proto_response.c \
 	proto/proto_table.c
-FUZZ_SRC_table := proto/proto_table.c daemon/sqltext.c
-FUZZ_SRC_sqltext := daemon/sqltext.c
+FUZZ_SRC_table := proto/proto_table.c $(SQLTEXT_SRC)
+FUZZ_SRC_sqltext := $(SQLTEXT_SRC)
 FUZZ_SRC_conf := conf/conf.c daemon/access.c proto/proto_table.c
 FUZZ_SRC_access := daemon/access.c proto/proto_table.c
 

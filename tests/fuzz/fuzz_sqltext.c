@@ -1,4 +1,4 @@
-/* libFuzzer harness for daemon/sqltext.c: counting, binding, the firewall, statement ends and effects, with invariants. */
+/* libFuzzer harness for daemon/sqltext.h: counting, binding, the firewall, statement ends, effects. */
 /*
  * Built by tests/fuzz/fuzz.mk, run by `make fuzz` and tests/fuzz/run.sh
  * (with tests/fuzz/sqltext.dict).
@@ -17,9 +17,9 @@
  *   ends at that ';', and with a statement after it is refused for text
  *   after the ';' at n + 1; and the cut drops no token, so all three have
  *   T's session effects.
- * And for the input as a string param (the mock escape is
- * mysql_real_escape_string's, with backslash escapes on, as the daemon's
- * sessions require):
+ * And for the input as a string param (escaped by the daemon's own
+ * sqltext_escape_backslash, which is mysql_real_escape_string's with
+ * backslash escapes on, as the daemon's sessions require):
  * - bound into allowed templates ("SELECT ?", two params, trailing
  *   comments), the result has no placeholder and is still allowed: the
  *   value cannot end its quotes;
@@ -36,34 +36,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static unsigned long fuzz_sqltext_escape(void *arg, char *out, const char *src, unsigned long len);
 static void fuzz_sqltext_check_reason(const char *why, size_t size, bool must_have_one);
 static json_t *fuzz_sqltext_params(const uint8_t *data, size_t size, long count);
 static void fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size);
 static void fuzz_sqltext_check_strings(const uint8_t *data, size_t size);
 static void fuzz_sqltext_check_cut(const char *sql, size_t size);
-
-/* mysql_real_escape_string with backslash escapes on. */
-static unsigned long
-fuzz_sqltext_escape(void *arg, char *out, const char *src, unsigned long len)
-{
-	static const char from[] = { '\0', '\n', '\r', '\\', '\'', '"', '\032' };
-	static const char to[] = { '0', 'n', 'r', '\\', '\'', '"', 'Z' };
-	unsigned long n = 0;
-
-	(void)arg;
-	for (unsigned long i = 0; i < len; i++) {
-		const char *hit = memchr(from, src[i], sizeof from);
-		if (hit != NULL) {
-			out[n++] = '\\';
-			out[n++] = to[hit - from];
-		} else {
-			out[n++] = src[i];
-		}
-	}
-	out[n] = '\0';
-	return n;
-}
 
 static void
 fuzz_sqltext_check_reason(const char *why, size_t size, bool must_have_one)
@@ -109,7 +86,7 @@ fuzz_sqltext_params(const uint8_t *data, size_t size, long count)
 }
 
 /* bound is "SELECT '...'": the literal, unescaped as the server does for
- * what the mock escape writes, must be the input, and end the text. */
+ * what sqltext_escape_backslash writes, must be the input, and end the text. */
 static void
 fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size)
 {
@@ -164,7 +141,7 @@ fuzz_sqltext_check_strings(const uint8_t *data, size_t size)
 			size_t len = count == 1 ? size : k == 0 ? size / 2 : size - size / 2;
 			json_array_append_new(params, json_stringn_nocheck((const char *)data + from, len));
 		}
-		if (!sqltext_bind(t, strlen(t), params, fuzz_sqltext_escape, NULL, &out, why, sizeof why)) {
+		if (!sqltext_bind(t, strlen(t), params, sqltext_escape_backslash, NULL, &out, why, sizeof why)) {
 			fprintf(stderr, "'%s' with strings: %s\n", t, why);
 			abort();
 		}
@@ -181,7 +158,7 @@ fuzz_sqltext_check_strings(const uint8_t *data, size_t size)
 	}
 }
 
-/* sql is allowed: the daemon's cut (daemon/sqltext.h, sqltext_statement_length). */
+/* sql is allowed: the daemon's cut (sqltext_statement_length). */
 static void
 fuzz_sqltext_check_cut(const char *sql, size_t size)
 {
@@ -254,7 +231,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* A wrong number of params always fails and leaves out alone. */
 	json_t *wrong = fuzz_sqltext_params(data, size, count + 1);
-	if (sqltext_bind(sql, size, wrong, fuzz_sqltext_escape, NULL, &out, why, sizeof why))
+	if (sqltext_bind(sql, size, wrong, sqltext_escape_backslash, NULL, &out, why, sizeof why))
 		abort();
 	if (out.len != 0)
 		abort();
@@ -262,7 +239,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(wrong);
 	if (count > 0) {
 		wrong = fuzz_sqltext_params(data, size, count - 1);
-		if (sqltext_bind(sql, size, wrong, fuzz_sqltext_escape, NULL, &out, why, sizeof why))
+		if (sqltext_bind(sql, size, wrong, sqltext_escape_backslash, NULL, &out, why, sizeof why))
 			abort();
 		if (out.len != 0)
 			abort();
@@ -271,7 +248,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	json_t *params = fuzz_sqltext_params(data, size, count);
-	if (sqltext_bind(sql, size, params, fuzz_sqltext_escape, NULL, &out, why, sizeof why)) {
+	if (sqltext_bind(sql, size, params, sqltext_escape_backslash, NULL, &out, why, sizeof why)) {
 		/* Every placeholder was replaced by a literal. */
 		if (sqltext_count_placeholders(out.data, out.len) != 0)
 			abort();

@@ -1,4 +1,4 @@
-/* libFuzzer harness for proto/proto_table.c: name validation and quoting round trips. */
+/* libFuzzer harness for table names: proto/proto_table.c, and daemon/sqltext_lock.c round trips. */
 /*
  * Input: one flag byte, then lines. With flag bit 0, the first line is the
  * default database. Every other line is "SPEC" or "SPEC\tALIAS"; bit 1+i of
@@ -12,7 +12,7 @@
  *   spec (or the default database and the spec);
  * - the LOCK TABLES text, read back by the tiny backtick unquoter below,
  *   gives exactly the names, aliases and modes put in, and to the statement
- *   lexer (daemon/sqltext.c) it is one statement without placeholders
+ *   lexer (daemon/sqltext.h) it is one statement without placeholders
  *   whatever the names hold ('?', quotes, comment starters).
  */
 #include <stdbool.h>
@@ -128,7 +128,7 @@ fuzz_table_check_lock_sql(const struct proto_table *tables, size_t n)
 	struct buf sql = {0}, part = {0};
 	char why[256];
 
-	proto_table_lock_sql(&sql, tables, n);
+	sqltext_lock_tables(&sql, tables, n);
 	const char *p = sql.data, *end = sql.data + sql.len;
 	if (!fuzz_table_expect(&p, end, "LOCK TABLES "))
 		abort();

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
-#include "proto/buf.h"
+#include "util/buf.h"
 
 /* Tests run from the repository root; __FILE__ finds it from elsewhere too. */
 static void

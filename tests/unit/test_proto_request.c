@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/buf.h"
 #include "proto/proto_request.h"
+#include "util/buf.h"
 
 static const struct proto_parse_options request_opts = {
 	.default_db = "app",
@@ -435,11 +435,6 @@ test_request_acquire_aliases(void **state)
 	request_expect_table(&req, 1, "app", "t1", "a", true);
 	request_expect_table(&req, 2, "o", "t2", "b", false);
 	request_expect_table(&req, 3, "app", "t3", NULL, false);
-	struct buf sql = {0};
-	proto_table_lock_sql(&sql, req.tables, req.ntables);
-	assert_string_equal(sql.data, "LOCK TABLES `app`.`t1` WRITE, `app`.`t1` AS `a` WRITE, "
-				      "`o`.`t2` AS `b` READ, `app`.`t3` READ");
-	buf_free(&sql);
 	proto_request_free(&req);
 
 	/* A self-join: one table locked under two aliases, one per mode. */

@@ -7,9 +7,9 @@
 
 #include <string.h>
 
-#include "proto/buf.h"
 #include "proto/proto_request.h"
 #include "proto/proto_response.h"
+#include "util/buf.h"
 
 static void response_expect_line(json_t *obj, const char *want);
 

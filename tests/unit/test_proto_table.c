@@ -1,4 +1,4 @@
-/* Unit tests: table name validation, splitting, quoting and LOCK TABLES text. */
+/* Unit tests for proto/proto_table.c: table name validation, splitting and keys. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -210,66 +210,13 @@ test_table_split_invalid(void **state)
 }
 
 static void
-test_table_quote(void **state)
+test_table_key(void **state)
 {
 	(void)state;
-	struct buf b = {0};
-	proto_table_quote(&b, "t1");
-	assert_string_equal(b.data, "`t1`");
-	buf_reset(&b);
-	proto_table_quote(&b, "a`b");
-	assert_string_equal(b.data, "`a``b`");
-	buf_reset(&b);
-	proto_table_quote(&b, "``");
-	assert_string_equal(b.data, "``````");
-	buf_reset(&b);
-	proto_table_quote(&b, "x'); DROP TABLE t; --");
-	assert_string_equal(b.data, "`x'); DROP TABLE t; --`");
-	buf_reset(&b);
-	proto_table_quote(&b, "\xc3\xa9t\xc3\xa9");
-	assert_string_equal(b.data, "`\xc3\xa9t\xc3\xa9`");
-	buf_free(&b);
-}
-
-static void
-test_table_ref_and_key(void **state)
-{
-	(void)state;
-	struct buf b = {0};
-	struct proto_table t = {.db = "app", .name = "t`1", .alias = NULL, .write = true};
-	proto_table_append_ref(&b, &t);
-	assert_string_equal(b.data, "`app`.`t``1`");
-	buf_reset(&b);
-	t.alias = "a";
-	proto_table_append_ref(&b, &t);
-	assert_string_equal(b.data, "`app`.`t``1` AS `a`");
-	buf_free(&b);
-
+	struct proto_table t = {.db = "app", .name = "t`1", .alias = "a", .write = true};
 	char *key = proto_table_key(&t);
 	assert_string_equal(key, "app.t`1");
 	free(key);
-}
-
-static void
-test_table_lock_sql(void **state)
-{
-	(void)state;
-	struct buf b = {0};
-	struct proto_table tables[] = {
-		{.db = "app", .name = "t1", .alias = NULL, .write = true},
-		{.db = "app", .name = "t2", .alias = "a", .write = false},
-		{.db = "o`db", .name = "t3", .alias = "x`y", .write = false},
-	};
-	proto_table_lock_sql(&b, tables, 1);
-	assert_string_equal(b.data, "LOCK TABLES `app`.`t1` WRITE");
-	buf_reset(&b);
-	proto_table_lock_sql(&b, tables, 2);
-	assert_string_equal(b.data, "LOCK TABLES `app`.`t1` WRITE, `app`.`t2` AS `a` READ");
-	buf_reset(&b);
-	proto_table_lock_sql(&b, tables, 3);
-	assert_string_equal(b.data, "LOCK TABLES `app`.`t1` WRITE, `app`.`t2` AS `a` READ, "
-				    "`o``db`.`t3` AS `x``y` READ");
-	buf_free(&b);
 }
 
 static void
@@ -297,9 +244,7 @@ main(void)
 		cmocka_unit_test(test_table_nul_dot_space),
 		cmocka_unit_test(test_table_split),
 		cmocka_unit_test(test_table_split_invalid),
-		cmocka_unit_test(test_table_quote),
-		cmocka_unit_test(test_table_ref_and_key),
-		cmocka_unit_test(test_table_lock_sql),
+		cmocka_unit_test(test_table_key),
 		cmocka_unit_test(test_table_free_array),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,4 @@
-/* Unit tests for daemon/sqltext.c: placeholders, binding, the firewall, statement ends and session effects, hostile input first. */
+/* Unit tests for the SQL text module (daemon/sqltext.h), hostile input first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,30 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mysql.h>
+
 #include "daemon/sqltext.h"
 
-/* Escapes as mysql_real_escape_string does with backslash escapes on:
- * \0 \n \r \\ ' " and ^Z get a backslash. arg counts the calls. */
+/* The daemon's own escape (sqltext_escape_backslash), counting its calls
+ * in *arg when arg is not NULL. */
 static unsigned long
 test_sqltext_escape(void *arg, char *out, const char *src, unsigned long len)
 {
-	static const char from[] = { '\0', '\n', '\r', '\\', '\'', '"', '\032' };
-	static const char to[] = { '0', 'n', 'r', '\\', '\'', '"', 'Z' };
-	unsigned long n = 0;
-
 	if (arg != NULL)
 		(*(int *)arg)++;
-	for (unsigned long i = 0; i < len; i++) {
-		const char *hit = memchr(from, src[i], sizeof from);
-		if (hit != NULL) {
-			out[n++] = '\\';
-			out[n++] = to[hit - from];
-		} else {
-			out[n++] = src[i];
-		}
-	}
-	out[n] = '\0';
-	return n;
+	return sqltext_escape_backslash(NULL, out, src, len);
 }
 
 /* An escape function that fails, as mysql_real_escape_string does with
@@ -337,6 +325,59 @@ test_sqltext_bind_types(void **state)
 	 * carry one here; the binder refuses them all the same. */
 	assert_null(json_real(NAN));
 	assert_null(json_real(INFINITY));
+}
+
+/* src escaped both by the daemon and by MariaDB Connector/C on m must be
+ * the same bytes. */
+static void
+test_sqltext_escape_same(MYSQL *m, const char *src, unsigned long len)
+{
+	char ours[2 * 64 + 1], theirs[2 * 64 + 1];
+
+	assert_true(len <= 64);
+	memset(ours, 0x55, sizeof ours);
+	unsigned long n = sqltext_escape_backslash(NULL, ours, src, len);
+	unsigned long want = mysql_real_escape_string(m, theirs, src, len);
+	if (n != want || memcmp(ours, theirs, want + 1) != 0)
+		fail_msg("escape of %lu bytes differs from mysql_real_escape_string's", len);
+	assert_true(n <= 2 * len);
+}
+
+/* The daemon binds with sqltext_escape_backslash before a session is at
+ * hand: it must write what the library writes on the daemon's sessions
+ * (utf8mb4, backslash escapes on). An unconnected handle has exactly that
+ * charset and mode, so the real library is the reference. */
+static void
+test_sqltext_escape_is_the_librarys(void **state)
+{
+	static const char *const texts[] = {
+		"", "plain", "it's", "say \"hi\"", "back\\slash", "a\nb\rc", "\032",
+		"'; COMMIT; -- */ \\", "h\xc3\xa9llo w\xc3\xb6rld", "\xe2\x82\xac'\xf0\x9f\x98\x80\\",
+		"\xc3'", "\xe2\x82'", "\xf0\x9f\x98'", "\xff\xfe'\\", "\xc3(\xa9\x80",
+	};
+	MYSQL *m = mysql_init(NULL);
+	char bytes[4];
+
+	(void)state;
+	assert_non_null(m);
+	assert_string_equal(mysql_character_set_name(m), "utf8mb4");
+	assert_false(m->server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES);
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+		test_sqltext_escape_same(m, texts[i], strlen(texts[i]));
+	test_sqltext_escape_same(m, "a\0b'\0", 5);
+	/* Every byte and every pair of bytes, before a quote. */
+	for (unsigned a = 0; a < 256; a++) {
+		bytes[0] = (char)a;
+		bytes[1] = '\'';
+		test_sqltext_escape_same(m, bytes, 1);
+		test_sqltext_escape_same(m, bytes, 2);
+		for (unsigned b = 0; b < 256; b++) {
+			bytes[1] = (char)b;
+			bytes[2] = '\'';
+			test_sqltext_escape_same(m, bytes, 3);
+		}
+	}
+	mysql_close(m);
 }
 
 static void
@@ -1442,6 +1483,7 @@ main(void)
 		cmocka_unit_test(test_sqltext_count_unterminated),
 		cmocka_unit_test(test_sqltext_bind_types),
 		cmocka_unit_test(test_sqltext_bind_escapes_strings),
+		cmocka_unit_test(test_sqltext_escape_is_the_librarys),
 		cmocka_unit_test(test_sqltext_bind_large_string),
 		cmocka_unit_test(test_sqltext_bind_placement),
 		cmocka_unit_test(test_sqltext_bind_appends),

@@ -1,58 +1,11 @@
-/* Growable byte buffer and allocation helpers that abort on failure. */
-#include "proto/buf.h"
+/* Growable byte buffer, for SQL text, protocol lines and anything else built piecewise. */
+#include "util/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void
-buf_oom(void)
-{
-	fputs("tablelock: out of memory\n", stderr);
-	abort();
-}
-
-void *
-xmalloc(size_t size)
-{
-	void *p = malloc(size ? size : 1);
-	if (p == NULL)
-		buf_oom();
-	return p;
-}
-
-void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (p == NULL)
-		buf_oom();
-	return p;
-}
-
-void *
-xrealloc(void *p, size_t size)
-{
-	void *q = realloc(p, size ? size : 1);
-	if (q == NULL)
-		buf_oom();
-	return q;
-}
-
-char *
-xstrdup(const char *s)
-{
-	return xstrndup(s, strlen(s));
-}
-
-char *
-xstrndup(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
+#include "util/xmalloc.h"
 
 void
 buf_reserve(struct buf *b, size_t extra)
