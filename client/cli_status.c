@@ -12,7 +12,7 @@
 #include "util/buf.h"
 #include "util/xmalloc.h"
 
-#define STATUS_NCOLUMNS 8
+#define STATUS_NCOLUMNS 9
 #define STATUS_DEFAULT_WATCH_MS 2000
 
 const char cli_status_usage[] =
@@ -29,7 +29,9 @@ const char cli_status_usage[] =
     "tables; STATE held, locking (granted by the daemon, LOCK TABLES waiting in\n"
     "MySQL for a lock taken outside the daemon) or waiting (in the daemon's\n"
     "queue); FOR how long held, or waited so far; EXPIRES time left unless renewed;\n"
-    "THREAD the MySQL connection id holding the locks (as in SHOW PROCESSLIST).\n"
+    "THREAD the MySQL connection id holding the locks (as in SHOW PROCESSLIST);\n"
+    "FENCE the number MySQL minted when it granted the locks (strictly increasing\n"
+    "along each table's holders, across daemons on that server).\n"
     "Without the admin right, other clients' leases show only their tables, state\n"
     "and age (the other columns show -).\n";
 
@@ -102,9 +104,10 @@ static void
 status_render(struct buf *out, const struct tablelock_status *s)
 {
 	static const char *const head[STATUS_NCOLUMNS] = {"LEASE", "CLIENT", "PEER",    "TABLES",
-	                                                  "STATE", "FOR",    "EXPIRES", "THREAD"};
-	static const bool right[STATUS_NCOLUMNS] = {true,  false, false, false,
-	                                            false, true,  true,  true};
+	                                                  "STATE", "FOR",    "EXPIRES", "THREAD",
+	                                                  "FENCE"};
+	static const bool right[STATUS_NCOLUMNS] = {true,  false, false, false, false,
+	                                            true,  true,  true,  true};
 	struct status_sorted *sorted;
 	struct status_row *rows;
 	size_t width[STATUS_NCOLUMNS], held = 0, locking = 0, waiting = 0;
@@ -154,6 +157,11 @@ status_render(struct buf *out, const struct tablelock_status *s)
 		else
 			snprintf(tmp, sizeof(tmp), "-");
 		cell[7] = xstrdup(tmp);
+		if (l->fence > 0)
+			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)l->fence);
+		else
+			snprintf(tmp, sizeof(tmp), "-");
+		cell[8] = xstrdup(tmp);
 		for (size_t c = 0; c < STATUS_NCOLUMNS; c++)
 			if (strlen(cell[c]) > width[c])
 				width[c] = strlen(cell[c]);

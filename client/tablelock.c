@@ -88,6 +88,7 @@ struct tablelock {
 	json_int_t next_id;
 	uint64_t lease; /* held, as far as we know; 0 if none */
 	int64_t lease_ttl;
+	uint64_t fence; /* of the last acquire or transact; 0 if none */
 	char *server_version;
 	char *last_response;
 	bool eof; /* the daemon closed its end */
@@ -325,6 +326,12 @@ uint64_t
 tablelock_lease(const struct tablelock *tl)
 {
 	return tl->lease;
+}
+
+uint64_t
+tablelock_fence(const struct tablelock *tl)
+{
+	return tl->fence;
 }
 
 int64_t
@@ -972,8 +979,12 @@ tablelock_answer(struct tablelock *tl, json_t **response, struct tablelock_pendi
 			}
 			tl->lease = (uint64_t)id;
 			tl->lease_ttl = tablelock_get_int(resp, "ttl_ms", req->ttl_ms);
+			tl->fence = (uint64_t)tablelock_get_int(resp, "fence", 0);
 			break;
 		}
+		case TABLELOCK_KIND_TRANSACT:
+			tl->fence = (uint64_t)tablelock_get_int(resp, "fence", 0);
+			break;
 		case TABLELOCK_KIND_COMMIT:
 		case TABLELOCK_KIND_ROLLBACK:
 			tl->lease = 0;

@@ -261,6 +261,13 @@ int tablelock_fd(const struct tablelock *tl);
 const char *tablelock_address(const struct tablelock *tl);
 /* The lease this handle holds, or 0. */
 uint64_t tablelock_lease(const struct tablelock *tl);
+/* The fence of the last acquire or transact that succeeded, or 0: a number
+ * MySQL minted right after granting LOCK TABLES (UUID_SHORT()), in the same
+ * round trip. Successive holders of a table get strictly increasing fences,
+ * across every daemon on that MySQL server and across restarts; see
+ * PROTOCOL.md §7 for its limits. Pass it to what the lease protects, as a
+ * fencing token. */
+uint64_t tablelock_fence(const struct tablelock *tl);
 /* ttl_ms the daemon granted at the last acquire or renew, or 0. */
 int64_t tablelock_lease_ttl(const struct tablelock *tl);
 
@@ -442,6 +449,7 @@ struct tablelock_lease_status {
 	int64_t expires_in_ms;
 	int64_t mysql_thread; /* the holding session's connection id */
 	bool transact;
+	uint64_t fence; /* MySQL's fence for this lease once locked, else 0 */
 };
 
 struct tablelock_status {

@@ -438,6 +438,7 @@ tablelock_status_from_json(const json_t *obj, char *why, size_t whysize)
 		l->expires_in_ms = result_int(o, "expires_in_ms");
 		l->mysql_thread = result_int(o, "mysql_thread");
 		l->transact = json_is_true(json_object_get(o, "transact"));
+		l->fence = result_int(o, "fence") > 0 ? (uint64_t)result_int(o, "fence") : 0;
 	}
 	s->pool.size = result_int(pool, "size");
 	s->pool.idle = result_int(pool, "idle");

@@ -1900,6 +1900,8 @@ lease_status(const struct lease *l, bool full)
 				    l->session != NULL
 					    ? json_integer((json_int_t)session_thread_id(l->session))
 					    : json_null());
+	json_object_set_new(o, "fence", l->fence != 0 ? json_integer((json_int_t)l->fence)
+						      : json_null());
 	json_object_set_new(o, "transact", json_boolean(l->transact));
 	return o;
 }

@@ -311,6 +311,7 @@ driver_acquire(const json_t *cmd)
 		resp = driver_ok();
 		json_object_set_new(resp, "acquired", json_integer((json_int_t)lease));
 		json_object_set_new(resp, "ttl", json_integer(tablelock_lease_ttl(driver_tl)));
+		json_object_set_new(resp, "fence", json_integer((json_int_t)tablelock_fence(driver_tl)));
 		if (with)
 			json_object_set_new(resp, "results", driver_results(results, n));
 	}
@@ -412,6 +413,7 @@ driver_transact(const json_t *cmd)
 	} else {
 		resp = driver_ok();
 		json_object_set_new(resp, "transacted", json_integer((json_int_t)lease));
+		json_object_set_new(resp, "fence", json_integer((json_int_t)tablelock_fence(driver_tl)));
 		json_object_set_new(resp, "results", driver_results(results, n));
 	}
 	free(results);
@@ -516,6 +518,7 @@ driver_status(const json_t *cmd)
 		              (json_int_t)l->age_ms, "held_ms", (json_int_t)l->held_ms,
 		              "expires_in_ms", (json_int_t)l->expires_in_ms, "mysql_thread",
 		              (json_int_t)l->mysql_thread, "transact", l->transact);
+		json_object_set_new(o, "fence", json_integer((json_int_t)l->fence));
 		json_t *r = json_array(), *w = json_array();
 		for (size_t k = 0; k < l->nread; k++)
 			json_array_append_new(r, json_string(l->read[k]));

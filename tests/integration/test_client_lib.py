@@ -98,6 +98,9 @@ def test_acquire_query_commit(daemon, drivers, tables, observer):
     r = c.ok("acquire", write=["t1"], read=["t2"], wait=2000, ttl=10000)
     lease = r["acquired"]
     assert lease > 0 and r["held"] == lease and r["ttl"] == 10000
+    fence = r["fence"]
+    assert fence > 0
+    assert [l["fence"] for l in c.ok("status")["leases"] if l["lease"] == lease] == [fence]
     assert not observer.can_read("t1")
     assert observer.can_read("t2") and not observer.can_write("t2")
 
@@ -116,6 +119,9 @@ def test_acquire_query_commit(daemon, drivers, tables, observer):
     assert c.ok("ping")["held"] == 0
     assert observer.value("t1", 1) == 15
     assert observer.can_write("t1") and observer.can_write("t2")
+    # The next holder of t1 gets a greater fence, a transact too.
+    r = c.ok("transact", write=["t1"], statements=[{"sql": "UPDATE t1 SET v = 0 WHERE id = 3"}])
+    assert r["fence"] > fence
     # A statement after the commit: no lease.
     assert c.err("query", sql="SELECT 1")["code"] == "no_lease"
 
