@@ -6,8 +6,9 @@
  * Run:    ./lease-update [SOCKET] [ACCOUNT] [AMOUNT]
  *
  * Adds AMOUNT (default 10) to the balance of ACCOUNT (default 1) in table
- * accounts (id INT PRIMARY KEY, balance INT), under a WRITE lock that every
- * MySQL client respects until the commit.
+ * accounts (id INT PRIMARY KEY, balance DECIMAL(10,2), as in make run's demo
+ * database), under a WRITE lock that every MySQL client respects until the
+ * commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,8 @@ main(int argc, char **argv)
 	struct tablelock_error err;
 	struct tablelock *tl;
 	uint64_t lease;
-	int64_t balance;
+	const char *text;
+	char balance[64];
 
 	if ((tl = tablelock_connect(address, TIMEOUT_MS, &err)) == NULL) {
 		fprintf(stderr, "lease-update: %s\n", err.message);
@@ -69,14 +71,15 @@ main(int argc, char **argv)
 	if (tablelock_query(tl, "SELECT balance FROM accounts WHERE id = ?", &params[1], 1, &r,
 	                    TIMEOUT_MS) != 0)
 		return fail(tl, "select");
-	if (tablelock_result_int64(r, 0, 0, &balance) != 0)
-		balance = -1;
+	/* A DECIMAL comes as its exact text ("110.00"), never as a float. */
+	text = tablelock_result_text(r, 0, 0, NULL);
+	snprintf(balance, sizeof(balance), "%s", text != NULL ? text : "NULL");
 	tablelock_result_free(r);
 
 	if (tablelock_commit(tl, TIMEOUT_MS) != 0)
 		return fail(tl, "commit");
-	printf("lease %llu committed: account %lld balance is now %lld\n",
-	       (unsigned long long)lease, (long long)account, (long long)balance);
+	printf("lease %llu committed: account %lld balance is now %s\n",
+	       (unsigned long long)lease, (long long)account, balance);
 	tablelock_close(tl);
 	return 0;
 }

@@ -17,10 +17,10 @@ import ctypes
 import json
 import os
 import random
-import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -66,6 +66,21 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent():
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# Client.as_user's child: connects to argv[1] as the user it runs as and
+# hands the connected socket back over the inherited socket argv[2].
+_CONNECT_AND_HAND_BACK = r"""
+import socket, sys
+back = socket.socket(fileno=int(sys.argv[2]))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    back.sendall(b"errno %d" % e.errno)
+    sys.exit(0)
+socket.send_fds(back, [b"ok"], [s.fileno()])
+"""
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -279,33 +294,100 @@ def tables(mariadb):
 
 
 class Client:
-    """A raw protocol client: one JSON object per line over a Unix socket.
+    """A raw protocol client: one JSON object per line, over a Unix socket
+    (Client(path)), TCP (Client.tcp), TLS (Client.tls), or a Unix socket
+    connected by another user (Client.as_user).
 
     call() sends a request and returns the next response; unsolicited events
     (objects with "event") seen on the way are kept in .events. Every read has
     a timeout, so a daemon that never answers fails the test instead of
-    stalling the suite."""
+    stalling the suite. A connection that fails while reading (reset, a TLS
+    alert) reads as closed, and .error keeps why."""
 
-    def __init__(self, path, timeout=10.0):
+    def __init__(self, path=None, timeout=10.0, sock=None):
         self.path = path
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(scaled(timeout))
-        self.sock.connect(path)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(scaled(timeout))
+            try:
+                sock.connect(path)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.buf = b""
         self.events = []        # every event received, in order
         self._unread_events = []  # events not yet returned by wait_event
         self._responses = []    # responses read while looking for an event
         self.eof = False
+        self.error = None       # what ended the connection while reading, if not a clean close
+
+    @classmethod
+    def tcp(cls, port, timeout=10.0, host="127.0.0.1"):
+        """A client on the daemon's TCP listener host:port."""
+        return cls(timeout=timeout, sock=socket.create_connection((host, port), timeout=scaled(timeout)))
+
+    @classmethod
+    def tls(cls, port, ctx, timeout=10.0, host="127.0.0.1"):
+        """A client on the daemon's TLS listener, handshake done with the
+        ssl.SSLContext ctx (an ssl.SSLError when the daemon refuses it)."""
+        raw = socket.create_connection((host, port), timeout=scaled(timeout))
+        try:
+            sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+        return cls(timeout=timeout, sock=sock)
+
+    @classmethod
+    def as_user(cls, path, uid, gid, timeout=10.0):
+        """A client on the Unix socket path, connected by a child process
+        running as uid/gid with no supplementary groups, which hands the
+        connected socket back and exits: the daemon's SO_PEERCRED sees that
+        user (and the child's pid), while this process talks. Raises the
+        child's OSError when it cannot connect (PermissionError: the socket's
+        mode or directory keeps that user out)."""
+        here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            child = subprocess.run(
+                ["/usr/bin/python3", "-c", _CONNECT_AND_HAND_BACK, path, str(there.fileno())],
+                user=uid, group=gid, extra_groups=[], pass_fds=[there.fileno()], cwd="/",
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=scaled(timeout) + 10,
+                preexec_fn=_die_with_parent)
+            there.close()
+            here.settimeout(scaled(timeout))
+            msg, fds, _, _ = socket.recv_fds(here, 64, 1)
+        finally:
+            here.close()
+            there.close()
+        if not fds:
+            text = msg.decode(errors="replace")
+            if text.startswith("errno "):
+                code = int(text.split()[1])
+                raise OSError(code, os.strerror(code), path)
+            raise AssertionError("the connecting child (uid %d) failed (rc %d): %r %s"
+                                 % (uid, child.returncode, text, child.stdout.decode(errors="replace")))
+        sock = socket.socket(fileno=fds[0])
+        sock.settimeout(scaled(timeout))
+        return cls(path, timeout=timeout, sock=sock)
+
+    def local_address(self):
+        """host:port of this end of a TCP or TLS connection (as the daemon's
+        status shows the peer)."""
+        host, port = self.sock.getsockname()[:2]
+        return "%s:%d" % (host, port)
 
     # -- sending
 
     def send_raw(self, data):
         """Sends bytes as they are. A peer that already closed is not an error
         here (the test looks at what comes back)."""
+        self.sock.settimeout(scaled(self.timeout))
         try:
             self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
 
     def send(self, obj):
@@ -315,7 +397,9 @@ class Client:
     # -- receiving
 
     def _read_line(self, seconds):
-        """Next raw line, None at EOF; raises TimeoutError after seconds (real time)."""
+        """Next raw line, None at EOF; raises TimeoutError after seconds (real
+        time). Reads with a socket timeout rather than select(): a TLS socket
+        may hold data already decrypted that select() cannot see."""
         deadline = time.monotonic() + seconds
         while b"\n" not in self.buf:
             if self.eof:
@@ -323,12 +407,13 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if not ready:
-                raise TimeoutError
+            self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
-            except ConnectionResetError:
+            except socket.timeout:
+                raise TimeoutError
+            except (OSError, ssl.SSLError) as e:  # reset, a TLS alert: the connection is over
+                self.error = e
                 chunk = b""
             if not chunk:
                 self.eof = True
@@ -554,6 +639,26 @@ def status(d):
     return resp
 
 
+def lease_of(d, client_name):
+    """The status entry of the lease whose client said hello as client_name, or None."""
+    for entry in status(d)["leases"]:
+        if entry.get("client") == client_name:
+            return entry
+    return None
+
+
+def wait_state(d, client_name, state, timeout=3.0):
+    """client_name's status entry once its lease is in state (waiting,
+    locking, held); fails the test after timeout."""
+    return wait_for(lambda: (lambda e: e if e and e.get("state") == state else None)(lease_of(d, client_name)),
+                    timeout=timeout, what="%s's lease in state %r" % (client_name, state))
+
+
+def elapsed_since(t0):
+    """Seconds since the time.monotonic() reading t0."""
+    return time.monotonic() - t0
+
+
 def settled_status(d, timeout=5.0):
     """status once no lease is left in it. A lease leaves status, and is
     counted in totals, only when its session's release has finished in
@@ -564,10 +669,15 @@ def settled_status(d, timeout=5.0):
     return wait_for(lambda: (lambda st: st if st["leases"] == [] else None)(status(d)),
                     timeout=timeout, what="no lease left in status")
 
+def daemon_binary():
+    """The daemon under test: $TABLELOCKD, else the tree's daemon/tablelockd."""
+    return os.path.abspath(os.environ.get("TABLELOCKD") or os.path.join(REPO, "daemon", "tablelockd"))
+
+
 class Daemon:
     """The real tablelockd on a private socket, configured by a file in a temp dir."""
 
-    def __init__(self, binary, mariadb, sections):
+    def __init__(self, binary, mariadb, sections, harness_defaults=True):
         self.binary = binary
         self.mariadb = mariadb
         self.dir = _short_tempdir("tl-d-")
@@ -577,10 +687,38 @@ class Daemon:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
         self.exit_codes = []
+        self.harness_defaults = harness_defaults
         self._write_config(sections)
 
     def _write_config(self, overrides):
-        sections = {
+        """Writes the config file: the harness's defaults (or, without
+        harness_defaults, only this daemon's socket and state file) with
+        overrides applied."""
+        if not self.harness_defaults:
+            sections = {"daemon": {"listen": "unix:" + self.sock, "state_file": self.state_file}}
+        else:
+            sections = self._harness_sections()
+        for section, keys in overrides.items():
+            sections.setdefault(section, {})
+            for key, value in keys.items():
+                if value is None:
+                    sections[section].pop(key, None)
+                else:
+                    sections[section][key] = value
+        lines = ["; written by tests/integration/conftest.py"]
+        for section, keys in sections.items():
+            if not keys:
+                continue
+            lines.append("[%s]" % section)
+            for key, value in keys.items():
+                for one in (value if isinstance(value, (list, tuple)) else [value]):
+                    lines.append("%s = %s" % (key, one))
+            lines.append("")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+
+    def _harness_sections(self):
+        return {
             "daemon": {
                 "listen": "unix:" + self.sock,
                 "state_file": self.state_file,
@@ -605,24 +743,6 @@ class Daemon:
             },
             "statements": {},
         }
-        for section, keys in overrides.items():
-            sections.setdefault(section, {})
-            for key, value in keys.items():
-                if value is None:
-                    sections[section].pop(key, None)
-                else:
-                    sections[section][key] = value
-        lines = ["; written by tests/integration/conftest.py"]
-        for section, keys in sections.items():
-            if not keys:
-                continue
-            lines.append("[%s]" % section)
-            for key, value in keys.items():
-                for one in (value if isinstance(value, (list, tuple)) else [value]):
-                    lines.append("%s = %s" % (key, one))
-            lines.append("")
-        with open(self.conf, "w") as f:
-            f.write("\n".join(lines))
 
     def start(self, wait=True):
         cmd = [self.binary, "-c", self.conf]
@@ -721,16 +841,17 @@ class Daemon:
 def daemon(mariadb):
     """Factory: daemon(leases={"default_ttl_ms": 500}, daemon={...}, ...)
     starts the real tablelockd with per-section config overrides (a value of
-    None removes a default key; a list repeats a key). Each one is stopped at
-    teardown with SIGTERM, which must give exit code 0, and its stderr must
-    hold no sanitizer report."""
-    binary = os.environ.get("TABLELOCKD") or os.path.join(REPO, "daemon", "tablelockd")
-    binary = os.path.abspath(binary)
+    None removes a default key; a list repeats a key); with
+    harness_defaults=False, the config holds only its socket, its state file
+    and the sections given. Each one is stopped at teardown with SIGTERM,
+    which must give exit code 0, and its stderr must hold no sanitizer
+    report."""
+    binary = daemon_binary()
     started = []
 
-    def start(wait=True, **sections):
+    def start(wait=True, harness_defaults=True, **sections):
         assert os.access(binary, os.X_OK), "no daemon binary at %s (set TABLELOCKD)" % binary
-        d = Daemon(binary, mariadb, sections)
+        d = Daemon(binary, mariadb, sections, harness_defaults=harness_defaults)
         started.append(d)
         return d.start(wait=wait)
 

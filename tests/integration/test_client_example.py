@@ -35,7 +35,10 @@ USR_LOCAL_DIRS = ("bin", "etc", "games", "include", "lib", "sbin", "share", "src
 @pytest.fixture
 def accounts(mariadb):
     mariadb.sql("DROP TABLE IF EXISTS accounts")
-    mariadb.sql("CREATE TABLE accounts (id INT PRIMARY KEY, balance INT NOT NULL) ENGINE=InnoDB")
+    # As scripts/demo.sql has it: a DECIMAL balance, which the example
+    # prints as MySQL's exact text.
+    mariadb.sql("CREATE TABLE accounts (id INT PRIMARY KEY, balance DECIMAL(10,2) NOT NULL) "
+                "ENGINE=InnoDB")
     mariadb.sql("INSERT INTO accounts VALUES (1, 100), (2, 50)")
 
 
@@ -57,11 +60,11 @@ def test_example_takes_a_lease_updates_and_commits(daemon, accounts, observer):
     d = daemon()
     p = run([EXAMPLE, d.sock, "1", "10"])
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("lease ") and "account 1 balance is now 110" in p.stdout
+    assert p.stdout.startswith("lease ") and "account 1 balance is now 110.00\n" in p.stdout
     assert balance(observer, 1) == 110
     # TABLELOCK_SOCKET works as well; an unknown account rolls back.
     p = run([EXAMPLE], env=dict(os.environ, TABLELOCK_SOCKET=d.sock))
-    assert p.returncode == 0 and "balance is now 120" in p.stdout
+    assert p.returncode == 0 and "balance is now 120.00\n" in p.stdout
     p = run([EXAMPLE, d.sock, "99", "5"])
     assert p.returncode == 1 and "no account 99" in p.stderr
     observer.execute("UPDATE accounts SET balance = balance WHERE 1 = 0")  # not locked
@@ -195,8 +198,8 @@ LINKED = "\n".join([
 
 def assert_ran(out, observer, balances):
     """The shared and the static program each took a lease and added 10."""
-    assert "account 1 balance is now %d" % balances[0] in out["shared"], out["shared"]
-    assert "account 1 balance is now %d" % balances[1] in out["static"], out["static"]
+    assert "account 1 balance is now %d.00\n" % balances[0] in out["shared"], out["shared"]
+    assert "account 1 balance is now %d.00\n" % balances[1] in out["static"], out["static"]
     assert re.search(r"^lease \d+ committed: ", out["shared"], re.M), out["shared"]
     assert balance(observer, 1) == balances[1]
 

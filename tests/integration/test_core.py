@@ -1,7 +1,6 @@
 """Core leases (issue 2), end to end: the real daemon, a real MariaDB, and an
 outside MySQL session that checks every lock claim independently."""
 
-import json
 import os
 import select
 import signal
@@ -12,23 +11,10 @@ import time
 
 import pytest
 
-from conftest import (DATABASE, Client, acquire, error_code, named_client, ok, query, scaled,
-                      send_acquire, status, wait_for)
+from conftest import (DATABASE, Client, acquire, elapsed_since, error_code, lease_of, named_client, ok,
+                      query, scaled, send_acquire, status, wait_for, wait_state)
 
 # ---------------------------------------------------------------- helpers
-
-
-def lease_of(d, client_name):
-    """The status entry of the lease whose client said hello as client_name, or None."""
-    for entry in status(d)["leases"]:
-        if entry.get("client") == client_name:
-            return entry
-    return None
-
-
-def wait_state(d, client_name, state, timeout=3.0):
-    return wait_for(lambda: (lambda e: e if e and e.get("state") == state else None)(lease_of(d, client_name)),
-                    timeout=timeout, what="%s's lease in state %r" % (client_name, state))
 
 
 def short_names(entries):
@@ -40,10 +26,6 @@ def short_names(entries):
         prefix = DATABASE + "."
         names.append(e[len(prefix):] if e.startswith(prefix) else e)
     return sorted(names)
-
-
-def elapsed_since(t0):
-    return time.monotonic() - t0
 
 
 # ---------------------------------------------------------------- basics

@@ -18,26 +18,10 @@ import time
 import pytest
 
 from conftest import (DAEMON_PASSWORD, REPO, Client, Daemon, _die_with_parent, _short_tempdir,
-                      acquire, error_code, named_client, ok, on_unused_ports, query, scaled,
-                      send_acquire, status, tcp_listening_ports, wait_for)
+                      acquire, elapsed_since, error_code, lease_of, named_client, ok, on_unused_ports,
+                      query, scaled, send_acquire, status, tcp_listening_ports, wait_for, wait_state)
 
 # ---------------------------------------------------------------- helpers
-
-
-def lease_of(d, client_name):
-    for entry in status(d)["leases"]:
-        if entry.get("client") == client_name:
-            return entry
-    return None
-
-
-def wait_state(d, client_name, state, timeout=3.0):
-    return wait_for(lambda: (lambda e: e if e and e.get("state") == state else None)(lease_of(d, client_name)),
-                    timeout=timeout, what="%s's lease in state %r" % (client_name, state))
-
-
-def elapsed_since(t0):
-    return time.monotonic() - t0
 
 
 def start(factory, **sections):

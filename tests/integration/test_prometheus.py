@@ -22,8 +22,8 @@ import urllib.request
 import pytest
 
 from conftest import (REPO, _die_with_parent, _short_tempdir, acquire, named_client, ok,
-                      on_unused_ports, query, scaled, send_acquire, status, wait_for)
-from test_ops import Scrape, wait_state, with_metrics
+                      on_unused_ports, query, scaled, send_acquire, status, wait_for, wait_state)
+from test_ops import Scrape, with_metrics
 
 RULES = os.path.join(REPO, "prometheus", "tablelockd.rules.yml")
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -7,11 +7,10 @@ client keeps its latency.
 Lock state is always checked from outside the daemon by the `observer`
 (a root MySQL session with lock_wait_timeout=1).
 
-Helpers here, not in conftest.py: a TCP/TLS line client (the conftest Client
-speaks Unix sockets only), a client that runs as the unprivileged user
-`nobody` in a child process (setpriv), a throwaway PKI made with the openssl
-CLI, and `serve`, which starts the daemon on a Unix socket in a
-world-searchable directory plus any TCP/TLS listeners.
+Clients are conftest's Client, over TCP and TLS (Client.tcp, Client.tls) and
+as the unprivileged user `nobody` (Client.as_user). Helpers here: a throwaway
+PKI made with the openssl CLI, and `serve`, which starts the daemon on a Unix
+socket in a world-searchable directory plus any TCP/TLS listeners.
 """
 
 import hashlib
@@ -32,8 +31,8 @@ import time
 
 import pytest
 
-from conftest import (DAEMON_PASSWORD, REPO, acquire, error_code, ok, on_unused_ports, scaled,
-                      unused_port, wait_for)
+from conftest import (DAEMON_PASSWORD, Client, _die_with_parent, acquire, daemon_binary, error_code,
+                      ok, on_unused_ports, scaled, unused_port, wait_for)
 
 LOG = logging.getLogger("test_security")
 
@@ -44,16 +43,6 @@ TOKEN_NAME = "billing"
 TOKEN = "tl-tok-Qv7rW2mZk9Xa41"
 TOKEN_SHA256 = hashlib.sha256(TOKEN.encode()).hexdigest()
 BAD_TOKEN = "tl-wrong-Hj3nB8cVu0Lp"
-
-
-def daemon_binary():
-    binary = os.environ.get("TABLELOCKD") or os.path.join(REPO, "daemon", "tablelockd")
-    return os.path.abspath(binary)
-
-
-def _die_with_parent():
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 # ---------------------------------------------------------------- daemon setup
@@ -116,201 +105,11 @@ def leases_on(status_resp, table):
     return [e for e in status_resp["leases"] if table in e.get("write", []) + e.get("read", [])]
 
 
-# ---------------------------------------------------------------- TCP / TLS client
-
-
-class NetClient:
-    """A JSON-lines client over TCP or TLS (blocking socket with timeouts,
-    which also copes with data buffered inside the TLS layer)."""
-
-    def __init__(self, sock, timeout=10.0):
-        self.sock = sock
-        self.timeout = timeout
-        self.buf = b""
-        self.events = []
-        self.eof = False
-        self.error = None
-
-    @classmethod
-    def tcp(cls, port, timeout=10.0):
-        return cls(socket.create_connection(("127.0.0.1", port), timeout=scaled(timeout)), timeout)
-
-    @classmethod
-    def tls(cls, port, ctx, timeout=10.0):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(timeout))
-        try:
-            s = ctx.wrap_socket(raw, server_hostname="localhost")
-        except BaseException:
-            raw.close()
-            raise
-        return cls(s, timeout)
-
-    def local_address(self):
-        host, port = self.sock.getsockname()[:2]
-        return "%s:%d" % (host, port)
-
-    def send_raw(self, data):
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
-            pass
-
-    def send(self, obj):
-        self.send_raw(json.dumps(obj).encode() + b"\n")
-
-    def _read_line(self, seconds):
-        deadline = time.monotonic() + seconds
-        while b"\n" not in self.buf:
-            if self.eof:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise TimeoutError
-            except (ConnectionResetError, ssl.SSLError, OSError) as e:
-                self.error = e
-                chunk = b""
-            if not chunk:
-                self.eof = True
-                return None
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
-
-    def recv(self, timeout=None):
-        seconds = scaled(self.timeout if timeout is None else timeout)
-        try:
-            line = self._read_line(seconds)
-        except TimeoutError:
-            raise AssertionError("no message from the daemon within %.1fs" % seconds)
-        if line is None:
-            return None
-        msg = json.loads(line)
-        if "event" in msg:
-            self.events.append(msg)
-        return msg
-
-    def recv_response(self, timeout=None):
-        while True:
-            msg = self.recv(timeout)
-            if msg is None or "event" not in msg:
-                return msg
-
-    def call(self, obj, timeout=None):
-        self.send(obj)
-        resp = self.recv_response(timeout)
-        assert resp is not None, "daemon closed the connection instead of answering %r (%r)" % (obj, self.error)
-        return resp
-
-    def closed(self, timeout=2.0):
-        deadline = time.monotonic() + scaled(timeout)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                if self._read_line(remaining) is None:
-                    return True
-            except TimeoutError:
-                return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-# ---------------------------------------------------------------- a client running as nobody
-
-NOBODY_SCRIPT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(float(sys.argv[2]))
-try:
-    s.connect(sys.argv[1])
-except OSError as e:
-    print(json.dumps({"connect_error": e.errno}), flush=True)
-    sys.exit(0)
-print(json.dumps({"connected": True}), flush=True)
-f = s.makefile("rb")
-for line in sys.stdin:
-    s.sendall(line.encode())
-    while True:
-        try:
-            raw = f.readline()
-        except OSError as e:
-            print(json.dumps({"read_error": str(e)}), flush=True)
-            sys.exit(0)
-        if not raw:
-            print("null", flush=True)
-            break
-        msg = json.loads(raw)
-        if "event" in msg:
-            continue
-        print(json.dumps(msg), flush=True)
-        break
-"""
-
-
-class NobodyClient:
-    """A protocol client in a child process running as uid/gid 65534
+def nobody(path):
+    """A client connected to the Unix socket path by uid/gid 65534
     (`nobody`/`nogroup`, no supplementary groups): the daemon sees that
-    peer through SO_PEERCRED. call() sends one request, returns its answer."""
-
-    def __init__(self, path, timeout=10.0):
-        self.timeout = scaled(timeout)
-        self.proc = subprocess.Popen(
-            ["setpriv", "--reuid=%d" % NOBODY_UID, "--regid=%d" % NOBODY_GID, "--clear-groups",
-             "/usr/bin/python3", "-c", NOBODY_SCRIPT, path, str(self.timeout)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd="/", text=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, preexec_fn=_die_with_parent)
-        first = self._line(self.timeout + 10)
-        self.connect_error = first.get("connect_error")
-
-    def _line(self, timeout):
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, "the nobody client said nothing within %.1fs" % timeout
-        line = self.proc.stdout.readline()
-        assert line, "the nobody client exited (rc %r)" % self.proc.poll()
-        return json.loads(line)
-
-    def call(self, obj):
-        assert self.connect_error is None, "nobody could not connect: errno %r" % self.connect_error
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
-        resp = self._line(self.timeout + 5)
-        assert resp is not None, "daemon closed nobody's connection instead of answering %r" % (obj,)
-        assert "read_error" not in resp, "nobody's client: %r" % resp
-        return resp
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    peer through SO_PEERCRED."""
+    return Client.as_user(path, NOBODY_UID, NOBODY_GID)
 
 
 # ---------------------------------------------------------------- PKI
@@ -361,7 +160,7 @@ def tls_refusal(port, ctx):
     refused (handshake error, alert on first read, close), or fails the test
     when a ping is answered."""
     try:
-        c = NetClient.tls(port, ctx, timeout=5)
+        c = Client.tls(port, ctx, timeout=5)
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
         return "handshake failed: %s" % e
     with c:
@@ -409,14 +208,18 @@ def test_unix_socket_mode_and_group(serve):
     d = serve()
     st = os.stat(d.sock)
     assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0 and st.st_gid == 0, oct(st.st_mode)
-    with NobodyClient(d.sock) as nb:
-        assert nb.connect_error == 13, "nobody connected to a 0660 root:root socket (%r)" % nb.connect_error
+    try:
+        nobody(d.sock).close()
+    except PermissionError:
+        pass
+    else:
+        raise AssertionError("nobody connected to a 0660 root:root socket")
 
     # socket_group = nogroup: nobody's primary group may connect.
     d2 = serve(daemon={"socket_group": "nogroup"})
     st = os.stat(d2.sock)
     assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == NOBODY_GID, (oct(st.st_mode), st.st_gid)
-    with NobodyClient(d2.sock) as nb:
+    with nobody(d2.sock) as nb:
         ok(nb.call({"op": "ping"}))
         assert ok(nb.call({"op": "hello"}))["identity"] == "user:nobody"
 
@@ -424,7 +227,7 @@ def test_unix_socket_mode_and_group(serve):
 def test_unix_nobody_refused_and_group_rules(serve, tables, observer):
     rules = ["user:root admin write app.*", "group:nogroup read app.t1"]
     d = serve(daemon={"socket_mode": "0666"}, access={"allow": rules})
-    with NobodyClient(d.sock) as nb:
+    with nobody(d.sock) as nb:
         assert ok(nb.call({"op": "hello"}))["identity"] == "user:nobody"
         # group:nogroup may read t1 ...
         ok(nb.call({"op": "acquire", "read": ["t1"], "wait_ms": 2000}))
@@ -439,7 +242,7 @@ def test_unix_nobody_refused_and_group_rules(serve, tables, observer):
 
     # Rules that name neither nobody nor nogroup: nobody may lock nothing.
     d2 = serve(daemon={"socket_mode": "0666"}, access={"allow": "user:root write app.*"})
-    with NobodyClient(d2.sock) as nb:
+    with nobody(d2.sock) as nb:
         resp = nb.call({"op": "acquire", "read": ["t1"], "wait_ms": 2000})
         assert error_code(resp) == "forbidden" and "user:nobody" in resp["error"]["message"], resp
         resp = nb.call({"op": "transact", "read": ["t1"], "statements": [{"sql": "SELECT 1"}]})
@@ -484,7 +287,7 @@ def tcp_token_daemon(serve, **extra):
 
 def test_token_over_tcp_allowed(serve, tables, observer):
     d, port = tcp_token_daemon(serve)
-    with NetClient.tcp(port) as c:
+    with Client.tcp(port) as c:
         hello = ok(c.call({"op": "hello", "client": "billing-svc", "token": TOKEN}))
         assert hello["identity"] == "token:%s" % TOKEN_NAME
         ok(acquire(c, write=["t1"]))
@@ -505,7 +308,7 @@ def test_token_over_tcp_allowed(serve, tables, observer):
 
 def test_tcp_without_hello_is_unauthenticated(serve, tables, observer):
     d, port = tcp_token_daemon(serve)
-    with NetClient.tcp(port) as c:
+    with Client.tcp(port) as c:
         ok(c.call({"op": "ping"}))
         for req in ({"op": "acquire", "write": ["t1"], "wait_ms": 1000},
                     {"op": "transact", "write": ["t1"], "statements": [{"sql": "UPDATE t1 SET v = 0"}]},
@@ -525,7 +328,7 @@ def test_tcp_without_hello_is_unauthenticated(serve, tables, observer):
 
 def test_tcp_bad_token_is_delayed_and_logged_without_the_token(serve, tables, observer):
     d, port = tcp_token_daemon(serve)
-    with NetClient.tcp(port) as bad, NetClient.tcp(port) as other:
+    with Client.tcp(port) as bad, Client.tcp(port) as other:
         bad_addr = bad.local_address()
         t0 = time.monotonic()
         bad.send({"op": "hello", "token": BAD_TOKEN})
@@ -559,7 +362,7 @@ def test_tls_certificate_identity(serve, tables, observer, pki):
     _, port = serve_on_port(serve, "tls", tls=tls_section(pki),
                             access={"allow": ["user:root admin write app.*", "cn:good-client write app.*"]})
 
-    with NetClient.tls(port, client_context(pki, "good")) as c:
+    with Client.tls(port, client_context(pki, "good")) as c:
         assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
         hello = ok(c.call({"op": "hello", "client": "tls-good"}))
         assert hello["identity"] == "cn:good-client"
@@ -569,7 +372,7 @@ def test_tls_certificate_identity(serve, tables, observer, pki):
         ok(c.call({"op": "commit"}))
     assert observer.can_write("t1") and observer.value("t1", 1) == 11
 
-    with NetClient.tls(port, client_context(pki, "stranger")) as c:
+    with Client.tls(port, client_context(pki, "stranger")) as c:
         assert ok(c.call({"op": "hello"}))["identity"] == "cn:stranger-client"
         resp = acquire(c, write=["t1"])
         assert error_code(resp) == "forbidden", resp
@@ -658,7 +461,7 @@ def test_check_config_reports_tcp_without_auth(tmp_path, pki):
 def test_status_redaction_for_non_admins(serve, tables, observer):
     d = serve(daemon={"socket_mode": "0666"},
               access={"allow": ["user:root admin write app.*", "group:nogroup read app.t1 write app.t2"]})
-    with d.client() as root, NobodyClient(d.sock) as nb:
+    with d.client() as root, nobody(d.sock) as nb:
         ok(root.call({"op": "hello", "client": "root-holder"}))
         ok(acquire(root, write=["t1"]))
         ok(nb.call({"op": "hello", "client": "nobody-client"}))
@@ -689,7 +492,7 @@ def test_status_redaction_for_non_admins(serve, tables, observer):
 def test_revoke_refused_to_non_admins_allowed_to_admin(serve, tables, observer):
     d = serve(daemon={"socket_mode": "0666"},
               access={"allow": ["user:root admin write app.*", "group:nogroup write app.*"]})
-    with d.client() as holder, d.client() as admin, NobodyClient(d.sock) as nb:
+    with d.client() as holder, d.client() as admin, nobody(d.sock) as nb:
         lease = ok(acquire(holder, write=["t1"]))["lease"]
         ok(holder.call({"op": "query", "sql": "UPDATE t1 SET v = 777 WHERE id = 1"}))
 
@@ -711,7 +514,7 @@ def test_revoke_refused_to_non_admins_allowed_to_admin(serve, tables, observer):
 
     # Without any rule, admin is root (or the daemon's user) only.
     d2 = serve(daemon={"socket_mode": "0666"})
-    with d2.client() as holder, NobodyClient(d2.sock) as nb:
+    with d2.client() as holder, nobody(d2.sock) as nb:
         lease = ok(acquire(holder, write=["t2"]))["lease"]
         assert error_code(nb.call({"op": "revoke", "lease": lease})) == "forbidden"
         assert not observer.can_write("t2")
@@ -755,7 +558,7 @@ def test_max_connections_per_identity(serve):
             assert "max_connections_per_identity" in msg["error"]["message"], msg
             assert c3.closed()
         # Per identity: nobody is not root.
-        with NobodyClient(d.sock) as nb:
+        with nobody(d.sock) as nb:
             ok(nb.call({"op": "ping"}))
             assert ok(nb.call({"op": "status"}))["clients"] == 3
         c2.close()
@@ -772,7 +575,7 @@ def test_max_connections_per_identity_for_tokens(serve, tables, observer):
     is refused, and that connection must stay unauthenticated (no lease, not
     counted as billing's) -- else the cap is void."""
     d, port = tcp_token_daemon(serve, daemon={"max_connections_per_identity": 2})
-    conns = [NetClient.tcp(port) for _ in range(4)]
+    conns = [Client.tcp(port) for _ in range(4)]
     try:
         t1, t2, t3, t4 = conns
         ok(t1.call({"op": "hello", "token": TOKEN}))
@@ -808,7 +611,7 @@ def test_max_waiting_per_identity(serve, tables, observer):
         assert "max_waiting_per_identity" in resp["error"]["message"] and "2" in resp["error"]["message"], resp
         assert time.monotonic() - t0 < 1.0, "too_many_waiters should come at once"
         # Another identity may still queue (and times out normally).
-        with NobodyClient(d.sock) as nb:
+        with nobody(d.sock) as nb:
             resp = nb.call({"op": "acquire", "read": ["t1"], "wait_ms": 300})
             assert error_code(resp) == "lock_timeout", resp
         # The queue drains in order once the holder commits.
@@ -1022,10 +825,10 @@ def test_no_secrets_in_logs_or_status(serve, mariadb, tables, observer):
     d, port = tcp_token_daemon(serve, daemon={"log_level": "debug"},
                                access={"allow": ["user:root admin write app.*",
                                                  "token:%s write app.t1 app.sec_s" % TOKEN_NAME]})
-    with NetClient.tcp(port) as bad:
+    with Client.tcp(port) as bad:
         assert error_code(bad.call({"op": "hello", "token": BAD_TOKEN})) == "unauthenticated"
     statuses = []
-    with NetClient.tcp(port) as c, d.client() as admin:
+    with Client.tcp(port) as c, d.client() as admin:
         ok(c.call({"op": "hello", "client": "secret-test", "token": TOKEN}))
         ok(acquire(c, write=["sec_s", "t1"]))
         ins = {"op": "query", "sql": "INSERT INTO sec_s (k, n) VALUES (?, ?)", "params": [param, num_param]}
