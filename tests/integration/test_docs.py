@@ -12,6 +12,9 @@ answers must equal the documented ones, key order included, except:
 - `lease`: ids depend on what ran before. Within one session the same
   documented id must always be the same real id, different ones different,
   in the same order; a request naming a documented id gets the real one.
+- `fence`: MySQL mints it (UUID_SHORT()); as for lease ids, within one
+  session the same documented fence is the same real one, and different
+  ones are different and in the same order.
 - the keys in VARYING (times, who the client is): the real value must be of
   the documented kind.
 - a string documented as "…" stands for any string (text left out).
@@ -451,20 +454,23 @@ def sandbox(mariadb):
 
 
 class LeaseIds:
-    """Documented lease ids and the real ones they stand for, in one session."""
+    """Documented lease ids (and fences) and the real ones they stand for,
+    in one session."""
 
     def __init__(self):
         self.real = {}
+        self.by_key = {"lease": self.real, "fence": {}}
 
-    def bind(self, doc, real, where):
-        if doc in self.real:
-            assert self.real[doc] == real, "%s: lease %d is %d here, but %d before" % (where, doc, real, self.real[doc])
+    def bind(self, doc, real, where, key="lease"):
+        known = self.by_key[key]
+        if doc in known:
+            assert known[doc] == real, "%s: %s %d is %d here, but %d before" % (where, key, doc, real, known[doc])
             return
-        for d, r in self.real.items():
-            assert r != real, "%s: documented leases %d and %d are both lease %d" % (where, d, doc, real)
+        for d, r in known.items():
+            assert r != real, "%s: documented %ss %d and %d are both %d" % (where, key, d, doc, real)
             assert (d < doc) == (r < real), \
-                "%s: documented leases %d and %d are leases %d and %d: not in the same order" % (where, d, doc, r, real)
-        self.real[doc] = real
+                "%s: documented %ss %d and %d are %d and %d: not in the same order" % (where, key, d, doc, r, real)
+        known[doc] = real
 
     def substitute(self, obj, where):
         """obj with every documented "lease" id replaced by the real one."""
@@ -489,10 +495,10 @@ def mismatch(doc, real, ids, where, path=()):
     at = "".join("[%r]" % p for p in path) or "the message"
     if isinstance(doc, str) and doc == ELIDED:
         return None if isinstance(real, str) else "%s: a string, got %r" % (at, real)
-    if key == "lease" and type(doc) is int:
-        if type(real) is not int:
-            return "%s: a lease id, got %r" % (at, real)
-        ids.bind(doc, real, where)
+    if key in ("lease", "fence") and type(doc) is int:
+        if type(real) is not int or real <= 0:
+            return "%s: a %s, got %r" % (at, key, real)
+        ids.bind(doc, real, where, key)
         return None
     if key in VARYING and doc is not None:
         what, check = VARYING[key]
