@@ -51,6 +51,7 @@ $(BUILD)/%.o: %.c
 UNIT_BASE := $(call obj,$(UTIL_SRC) proto/proto_error.c)
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
+UNIT_DEPS_test_mdl := $(call obj,daemon/mdl.c)
 UNIT_DEPS_test_utf8 := $(call obj,util/utf8.c)
 UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
 UNIT_DEPS_test_sqltext_lock := $(call obj,$(SQLTEXT_SRC)) $(PROTO_OBJ)

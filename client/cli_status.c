@@ -32,6 +32,8 @@ const char cli_status_usage[] =
     "THREAD the MySQL connection id holding the locks (as in SHOW PROCESSLIST);\n"
     "FENCE the number MySQL minted when it granted the locks (strictly increasing\n"
     "along each table's holders, across daemons on that server).\n"
+    "Under a lease in locking, a line names each MySQL session outside the daemon\n"
+    "that holds it up, its lock, and the KILL that would end that session.\n"
     "Without the admin right, other clients' leases show only their tables, state\n"
     "and age (the other columns show -).\n";
 
@@ -52,6 +54,7 @@ static int status_rank(const struct tablelock_lease_status *l);
 static int status_compare(const void *a, const void *b);
 static void status_tables(struct buf *b, const struct tablelock_lease_status *l);
 static void status_render(struct buf *out, const struct tablelock_status *s);
+static void status_blockers(struct buf *out, const struct tablelock_lease_status *l);
 static void status_json(struct buf *out, const struct tablelock *tl);
 static int status_fetch(struct tablelock **tl, struct buf *out, bool json);
 static int status_watch(int interval_ms, bool json);
@@ -98,6 +101,33 @@ status_tables(struct buf *b, const struct tablelock_lease_status *l)
 	for (size_t i = 0; i < l->nread; i++)
 		buf_appendf(b, "%s%s", i == 0 ? (l->nwrite > 0 ? "; READ " : "READ ") : ", ",
 		            l->read[i]);
+}
+
+/* Under a lease in locking, a line per MySQL session holding it up, with
+ * the statement an operator would run to end that session's hold:
+ *       blocked by MySQL thread 42 (app@10.0.0.7, db shop): Query 12s "ALTER
+ *       TABLE …", holds SHARED_UPGRADABLE on shop.orders; KILL 42 */
+static void
+status_blockers(struct buf *out, const struct tablelock_lease_status *l)
+{
+	if (l->blockers_unavailable != NULL)
+		buf_appendf(out, "      blockers unknown: %s\n", l->blockers_unavailable);
+	for (size_t i = 0; i < l->nblocked_by; i++) {
+		const struct tablelock_blocker *b = &l->blocked_by[i];
+		buf_appendf(out, "      blocked by MySQL thread %lld (%s@%s", (long long)b->mysql_thread,
+		            b->user != NULL ? b->user : "?", b->host != NULL ? b->host : "?");
+		if (b->db != NULL)
+			buf_appendf(out, ", db %s", b->db);
+		buf_appendf(out, "): %s", b->command != NULL ? b->command : "?");
+		if (b->time_s >= 0)
+			buf_appendf(out, " %llds", (long long)b->time_s);
+		if (b->info != NULL)
+			buf_appendf(out, " \"%.60s%s\"", b->info, strlen(b->info) > 60 ? "..." : "");
+		buf_appendf(out, ", %s %s on %s; KILL %lld\n", b->pending ? "waits ahead for" : "holds",
+		            b->lock_type != NULL ? b->lock_type : "?",
+		            b->lock_table != NULL ? b->lock_table : "every table (backup lock)",
+		            (long long)b->mysql_thread);
+	}
 }
 
 static void
@@ -183,6 +213,8 @@ status_render(struct buf *out, const struct tablelock_status *s)
 				buf_appendf(out, "%s%*s", cell[c], last ? 0 : pad, "");
 			buf_append_str(out, last ? "\n" : "  ");
 		}
+		if (i > 0)
+			status_blockers(out, sorted[i - 1].lease);
 	}
 	if (s->nleases == 0)
 		buf_append_str(out, "(no leases)\n");

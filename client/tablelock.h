@@ -450,6 +450,23 @@ struct tablelock_lease_status {
 	int64_t mysql_thread; /* the holding session's connection id */
 	bool transact;
 	uint64_t fence; /* MySQL's fence for this lease once locked, else 0 */
+	/* locking: the sessions outside the daemon's pool that hold it up
+	 * (PROTOCOL.md, status), or why MySQL could not say (NULL when it
+	 * did, or the lease is not locking, or is someone else's). */
+	struct tablelock_blocker *blocked_by;
+	size_t nblocked_by;
+	const char *blockers_unavailable;
+};
+
+/* A MySQL session holding, or queued ahead with, a conflicting lock. */
+struct tablelock_blocker {
+	int64_t mysql_thread; /* the id KILL takes */
+	const char *user, *host, *db, *command, *state; /* NULL when MySQL gave none */
+	int64_t time_s;       /* in its current state; -1 unknown */
+	const char *info;     /* its statement, first 200 characters, or NULL */
+	const char *lock_type;  /* "SHARED_WRITE", "BACKUP_FTWRL2", … */
+	const char *lock_table; /* "db.table", or NULL for a backup lock */
+	bool pending;           /* queued for the lock, not holding it yet */
 };
 
 struct tablelock_status {

@@ -38,6 +38,7 @@ static const struct result_cell *result_cell(const struct tablelock_result *r, s
 static char *result_strdup_json(const json_t *v);
 static int64_t result_int(const json_t *obj, const char *key);
 static const char **result_string_list(const json_t *a, size_t *n);
+static void result_blockers(struct tablelock_lease_status *l, const json_t *o);
 static void result_lease_free(struct tablelock_lease_status *l);
 
 /* ---------------------------------------------------------------- results */
@@ -387,8 +388,53 @@ result_string_list(const json_t *a, size_t *n)
 }
 
 static void
+result_blockers(struct tablelock_lease_status *l, const json_t *o)
+{
+	const json_t *by = json_object_get(o, "blocked_by");
+
+	l->blockers_unavailable = result_strdup_json(json_object_get(o, "blockers_unavailable"));
+	if (!json_is_array(by))
+		return;
+	l->blocked_by = xcalloc(json_array_size(by) + 1, sizeof(*l->blocked_by));
+	for (size_t i = 0; i < json_array_size(by); i++) {
+		const json_t *e = json_array_get(by, i);
+		const json_t *lock = json_object_get(e, "lock");
+		struct tablelock_blocker *b = &l->blocked_by[l->nblocked_by];
+
+		if (!json_is_object(e))
+			continue;
+		l->nblocked_by++;
+		b->mysql_thread = result_int(e, "mysql_thread");
+		b->user = result_strdup_json(json_object_get(e, "user"));
+		b->host = result_strdup_json(json_object_get(e, "host"));
+		b->db = result_strdup_json(json_object_get(e, "db"));
+		b->command = result_strdup_json(json_object_get(e, "command"));
+		b->state = result_strdup_json(json_object_get(e, "state"));
+		b->time_s = result_int(e, "time_s");
+		b->info = result_strdup_json(json_object_get(e, "info"));
+		b->lock_type = result_strdup_json(json_object_get(lock, "type"));
+		b->lock_table = result_strdup_json(json_object_get(lock, "table"));
+		b->pending = json_is_string(json_object_get(lock, "status")) &&
+		             strcmp(json_string_value(json_object_get(lock, "status")), "pending") == 0;
+	}
+}
+
+static void
 result_lease_free(struct tablelock_lease_status *l)
 {
+	for (size_t i = 0; i < l->nblocked_by; i++) {
+		struct tablelock_blocker *b = &l->blocked_by[i];
+		free((char *)b->user);
+		free((char *)b->host);
+		free((char *)b->db);
+		free((char *)b->command);
+		free((char *)b->state);
+		free((char *)b->info);
+		free((char *)b->lock_type);
+		free((char *)b->lock_table);
+	}
+	free(l->blocked_by);
+	free((char *)l->blockers_unavailable);
 	free((char *)l->client);
 	free((char *)l->address);
 	free((char *)l->state);
@@ -439,6 +485,7 @@ tablelock_status_from_json(const json_t *obj, char *why, size_t whysize)
 		l->mysql_thread = result_int(o, "mysql_thread");
 		l->transact = json_is_true(json_object_get(o, "transact"));
 		l->fence = result_int(o, "fence") > 0 ? (uint64_t)result_int(o, "fence") : 0;
+		result_blockers(l, o);
 	}
 	s->pool.size = result_int(pool, "size");
 	s->pool.idle = result_int(pool, "idle");

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "daemon/access.h"
+#include "daemon/blockers.h"
 #include "daemon/dispatch.h"
 #include "daemon/lease.h"
 #include "daemon/log.h"
@@ -782,6 +783,7 @@ client_close(struct client *c, const char *why)
 	client_enter_state(c, CLIENT_CLOSED);
 	if (c->lease != NULL)
 		lease_end(c->lease, LEASE_END_DISCONNECT);
+	blockers_forget(c); /* a status waiting for MySQL's answer */
 	TAILQ_REMOVE(&server.clients, c, entry);
 	server.nclients--;
 	if (c->timer != NULL)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/blockers.h"
 #include "daemon/client.h"
 #include "daemon/lease.h"
 #include "daemon/log.h"
@@ -111,13 +112,27 @@ dispatch_on_lease(struct client *c, struct proto_request *req)
 	lease_request(c, req);
 }
 
+/* A status answer, once what it shows is known. */
+static void
+dispatch_status_ready(void *arg)
+{
+	struct client *c = arg;
+	json_t *resp = client_ok(c);
+
+	status_fill(resp, c);
+	client_respond(c, resp);
+}
+
 static void
 dispatch_status(struct client *c, struct proto_request *req)
 {
-	json_t *resp = client_ok(c);
 	(void)req;
-	status_fill(resp, c);
-	client_respond(c, resp);
+	/* A lease in locking: who blocks it is asked of MySQL first (at most
+	 * once a second, shared by every status meanwhile). */
+	if (blockers_stale())
+		blockers_refresh(dispatch_status_ready, c);
+	else
+		dispatch_status_ready(c);
 }
 
 static void

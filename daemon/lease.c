@@ -91,6 +91,7 @@ struct lease {
 	int64_t ttl_ms;		/* the TTL now in force */
 	int64_t granted_ttl_ms;	/* the TTL granted: renew without ttl_ms */
 	uint64_t created_us;
+	uint64_t locking_us;	/* the LOCK TABLES batch was sent */
 	uint64_t held_us;	/* LOCK TABLES succeeded */
 	uint64_t fence;		/* MySQL's UUID_SHORT() right after LOCK TABLES; 0 before */
 	uint64_t expires_us;
@@ -884,6 +885,7 @@ lease_session_ready(struct pool_waiter *w, struct session *s)
 		buf_append(&l->sql, tail.data, tail.len);
 	}
 	buf_free(&tail);
+	l->locking_us = monotime_us();
 	lease_enter_state(l, LEASE_LOCKING);
 	lease_send(l,
 		   LEASE_LOCK_HEAD + l->batch_user + l->riders +
@@ -1848,6 +1850,25 @@ lease_tables_json(const struct lease *l, bool write)
 	}
 	buf_free(&b);
 	return a;
+}
+
+const struct proto_table *
+lease_tables(const struct lease *l, size_t *n)
+{
+	*n = l->ntables;
+	return l->tables;
+}
+
+unsigned long
+lease_mysql_thread(const struct lease *l)
+{
+	return l->session != NULL ? session_thread_id(l->session) : 0;
+}
+
+uint64_t
+lease_locking_since_us(const struct lease *l)
+{
+	return l->locking_us;
 }
 
 json_t *

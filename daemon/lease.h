@@ -78,6 +78,12 @@ struct client *lease_client(const struct lease *l);
 bool lease_is_write(const struct lease *l);
 /* Monotonic time LOCK TABLES succeeded, 0 when not held yet. */
 uint64_t lease_held_since_us(const struct lease *l);
+/* The lease's tables (db filled in), n set to how many. */
+const struct proto_table *lease_tables(const struct lease *l, size_t *n);
+/* The MySQL connection id of the lease's session, 0 when it has none. */
+unsigned long lease_mysql_thread(const struct lease *l);
+/* Monotonic time its LOCK TABLES batch was sent, 0 before. */
+uint64_t lease_locking_since_us(const struct lease *l);
 /* Every live lease in id order (which is arrival order). */
 struct lease *lease_first(void);
 struct lease *lease_next(const struct lease *l);

@@ -10,6 +10,7 @@
 
 #include "conf/conf.h"
 #include "daemon/access.h"
+#include "daemon/blockers.h"
 #include "daemon/lease.h"
 #include "daemon/leaseid.h"
 #include "daemon/listener.h"
@@ -200,6 +201,7 @@ main(int argc, char **argv)
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);
+	blockers_free();
 	pool_free(server.pool);
 	lockmgr_free(server.lockmgr);
 	access_free(server.access);

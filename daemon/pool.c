@@ -9,6 +9,7 @@
 #include "daemon/log.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
+#include "util/buf.h"
 #include "util/xmalloc.h"
 
 /* A KILL QUERY waiting for the control session. */
@@ -33,10 +34,19 @@ struct pool {
 	size_t killcap;
 	struct pool_kill kill_running;
 	bool kill_busy;
+
+	/* One other query for the control session (status's outside
+	 * blockers), run when no kill is waiting: kills go first. */
+	struct buf control_sql;
+	size_t control_n;
+	session_done_fn *control_done;
+	void *control_arg;
+	bool control_busy;
 };
 
 static void pool_kill_next(struct pool *p);
 static void pool_kill_done(struct session *s, struct session_result *r, size_t n, void *arg);
+static void pool_control_done(struct session *s, struct session_result *r, size_t n, void *arg);
 static bool pool_any_usable(const struct pool *p);
 
 struct pool *
@@ -236,8 +246,16 @@ pool_kill_next(struct pool *p)
 	char sql[64];
 	int n;
 
-	if (p->kill_busy || p->nkills == 0 || session_get_state(p->control) != SESSION_IDLE)
+	if (p->kill_busy || p->control_busy || session_get_state(p->control) != SESSION_IDLE)
 		return;
+	if (p->nkills == 0) {
+		if (p->control_done != NULL) {
+			p->control_busy = true;
+			session_query(p->control, p->control_sql.data, p->control_sql.len,
+				      p->control_n, false, NULL, pool_control_done, p);
+		}
+		return;
+	}
 	p->kill_running = p->kills[0];
 	memmove(p->kills, p->kills + 1, (p->nkills - 1) * sizeof(*p->kills));
 	p->nkills--;
@@ -264,6 +282,54 @@ pool_kill_done(struct session *s, struct session_result *r, size_t n, void *arg)
 		log_warnx("KILL QUERY %lu failed: %s", p->kill_running.thread_id, r->message);
 	session_kill_end(p->kill_running.target);
 	pool_kill_next(p);
+}
+
+void
+pool_control_query(struct pool *p, const char *sql, size_t len, size_t nstatements,
+		   session_done_fn *done, void *arg)
+{
+	buf_reset(&p->control_sql);
+	buf_append(&p->control_sql, sql, len);
+	p->control_n = nstatements;
+	p->control_done = done;
+	p->control_arg = arg;
+	pool_kill_next(p);
+}
+
+void
+pool_control_cancel(struct pool *p)
+{
+	/* One in flight finishes; its answer goes nowhere. */
+	p->control_done = NULL;
+	p->control_arg = NULL;
+}
+
+static void
+pool_control_done(struct session *s, struct session_result *r, size_t n, void *arg)
+{
+	struct pool *p = arg;
+	session_done_fn *done = p->control_done;
+	void *done_arg = p->control_arg;
+
+	p->control_busy = false;
+	p->control_done = NULL;
+	p->control_arg = NULL;
+	if (done != NULL)
+		done(s, r, n, done_arg);
+	pool_kill_next(p);
+}
+
+bool
+pool_owns_thread(const struct pool *p, unsigned long thread_id)
+{
+	if (thread_id == 0)
+		return false;
+	if (session_thread_id(p->control) == thread_id)
+		return true;
+	for (unsigned int i = 0; i < p->nsessions; i++)
+		if (session_thread_id(p->sessions[i]) == thread_id)
+			return true;
+	return false;
 }
 
 json_t *
@@ -347,5 +413,6 @@ pool_free(struct pool *p)
 	session_free(p->control);
 	free(p->sessions);
 	free(p->kills);
+	buf_free(&p->control_sql);
 	free(p);
 }

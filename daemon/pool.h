@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <sys/queue.h>
 
+#include "daemon/session.h"
+
 struct conf;
-struct session;
 
 /* A lease waiting for a session. ready(w, s) hands over a LENT session, or
  * s == NULL when MySQL is unreachable (the lease answers "unavailable"). */
@@ -40,6 +41,15 @@ unsigned int pool_waiting(const struct pool *p);
 /* Interrupts the statement running on target (KILL QUERY on the control
  * session); the target sends nothing new until the kill is done. */
 void pool_kill_query(struct pool *p, struct session *target);
+/* Runs sql (nstatements) on the control session once no kill waits, and
+ * calls done with its results (lost ones when the control session died).
+ * One at a time: a second call replaces a query not started yet. */
+void pool_control_query(struct pool *p, const char *sql, size_t len, size_t nstatements,
+			session_done_fn *done, void *arg);
+/* The query will not be answered (started or not). */
+void pool_control_cancel(struct pool *p);
+/* Is thread_id (a MySQL connection id) one of this pool's sessions? */
+bool pool_owns_thread(const struct pool *p, unsigned long thread_id);
 /* {"size":…,"idle":…,"busy":…,"connecting":…,"broken":…} */
 json_t *pool_status(const struct pool *p);
 /* Closes every session (shutdown). */

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "daemon/blockers.h"
 #include "daemon/client.h"
 #include "daemon/lease.h"
 #include "daemon/lockmgr.h"
@@ -21,9 +22,15 @@ status_fill(json_t *resp, struct client *asker)
 	/* Ids are handed out on arrival, so id order is queue order. */
 	for (l = lease_first(); l != NULL; l = lease_next(l)) {
 		bool own = lease_client(l) == asker;
+		json_t *o;
 		if (lease_get_phase(l) == LEASE_PHASE_ENDING)
 			continue;
-		json_array_append_new(leases, lease_status(l, admin || own));
+		o = lease_status(l, admin || own);
+		/* Who holds it up in MySQL: other sessions' statements are the
+		 * admin's to see, and the holder's. */
+		if (lease_get_phase(l) == LEASE_PHASE_LOCKING && (admin || own))
+			blockers_annotate(o, l);
+		json_array_append_new(leases, o);
 	}
 	json_object_set_new(resp, "leases", leases);
 	json_object_set_new(resp, "pool", pool_status(server.pool));

@@ -186,14 +186,20 @@ def tcp_listening_ports(pid):
 
 
 class MariaDB:
-    """A private MariaDB server in a temp dir, reachable only over its socket."""
+    """A private MariaDB server in a temp dir, reachable only over its socket.
 
-    def __init__(self):
+    By default it shows metadata locks (the metadata_lock_info plugin) and
+    the daemon's user may see other sessions (PROCESS), as status's
+    blocked_by needs; extra_args are more mariadbd options."""
+
+    def __init__(self, extra_args=("--plugin-load-add=metadata_lock_info",), process=True):
         self.dir = _short_tempdir("tl-mdb-")
         self.datadir = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
         self.errlog = os.path.join(self.dir, "err.log")
         self.proc = None
+        self.extra_args = list(extra_args)
+        self.process = process
 
     def start(self):
         # A private tmpdir: the bootstrap names its temporary tables by pid,
@@ -207,11 +213,28 @@ class MariaDB:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         if install.returncode != 0:
             raise RuntimeError("mariadb-install-db failed:\n" + install.stdout.decode(errors="replace"))
+        self._launch()
+        with self.connect(database=None) as conn, conn.cursor() as cur:
+            cur.execute("CREATE DATABASE `%s`" % DATABASE)
+            cur.execute("CREATE USER %s@'localhost' IDENTIFIED BY %s", (DAEMON_USER, DAEMON_PASSWORD))
+            # The narrow grant the daemon must manage with.
+            cur.execute("GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON `%s`.* TO %%s@'localhost'"
+                        % DATABASE, (DAEMON_USER,))
+            if self.process:
+                cur.execute("GRANT PROCESS ON *.* TO %s@'localhost'", (DAEMON_USER,))
+
+    def restart(self):
+        """Stops the server cleanly and starts it again on the same data."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=scaled(60))
+        self._launch()
+
+    def _launch(self):
         self.proc = subprocess.Popen(
             ["mariadbd", "--no-defaults", "--datadir=" + self.datadir, "--socket=" + self.sock,
              "--skip-networking", "--user=root", "--pid-file=" + os.path.join(self.dir, "pid"),
              "--log-error=" + self.errlog, "--innodb-buffer-pool-size=64M",
-             "--tmpdir=" + self.tmpdir],
+             "--tmpdir=" + self.tmpdir] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + scaled(60)
@@ -225,12 +248,6 @@ class MariaDB:
                 if time.monotonic() > deadline:
                     raise RuntimeError("mariadbd did not come up:\n" + self.error_log())
                 time.sleep(0.05)
-        with self.connect(database=None) as conn, conn.cursor() as cur:
-            cur.execute("CREATE DATABASE `%s`" % DATABASE)
-            cur.execute("CREATE USER %s@'localhost' IDENTIFIED BY %s", (DAEMON_USER, DAEMON_PASSWORD))
-            # The narrow grant the daemon must manage with.
-            cur.execute("GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON `%s`.* TO %%s@'localhost'"
-                        % DATABASE, (DAEMON_USER,))
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -2,16 +2,11 @@
 arbitrate between them, and the fence, minted by MySQL in the LOCK TABLES
 round trip, increases along each table's history across every daemon, a
 daemon's kill -9 and restart, and a MariaDB restart."""
-import os
 import signal
-import subprocess
 import threading
 import time
 
-import pytest
-
-from conftest import (MariaDB, Client, acquire, error_code, named_client, ok, query, scaled,
-                      status, wait_for)
+from conftest import MariaDB, acquire, named_client, ok, query, scaled, status, wait_for
 
 
 def fence_of(resp):
@@ -112,14 +107,8 @@ def test_fences_increase_across_a_mariadb_restart(daemon):
 
         cycle()
         cycle()
-        own.proc.send_signal(signal.SIGTERM)
-        own.proc.wait(timeout=scaled(60))
         time.sleep(1.1)  # UUID_SHORT's high part is the start time in seconds
-        own.proc = subprocess.Popen(
-            ["mariadbd", "--no-defaults", "--datadir=" + own.datadir, "--socket=" + own.sock,
-             "--skip-networking", "--user=root", "--log-error=" + own.errlog,
-             "--innodb-buffer-pool-size=64M", "--tmpdir=" + own.tmpdir],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        own.restart()
         wait_for(lambda: cycle().get("ok"), timeout=30, interval=0.2,
                  what="a transact through the daemon after the MariaDB restart")
         cycle()
@@ -140,8 +129,12 @@ def test_a_lease_waiting_for_another_daemon_is_locking(daemon, mariadb, observer
         waiting = wait_for(lambda: [l for l in status(b)["leases"]
                                     if l["client"] == "waiter-b" and l["state"] == "locking"],
                            what="b's lease locking behind a's")[0]
-        # b's daemon granted it; MySQL queues it behind a's session.
+        # b's daemon granted it; MySQL queues it behind a's session, which
+        # b's status names.
         assert waiting["mysql_thread"] != holder["mysql_thread"]
+        blockers = [(e["mysql_thread"], e["lock"]["table"], e["lock"]["type"])
+                    for e in waiting["blocked_by"]]
+        assert (holder["mysql_thread"], "app.md5", "SHARED_NO_READ_WRITE") in blockers, waiting
         first = holder.get("fence")
         assert isinstance(first, int) and first > 0
         ok(ca.call({"op": "commit"}))

@@ -32,7 +32,7 @@ import time
 import pytest
 
 from conftest import (DAEMON_PASSWORD, Client, _die_with_parent, acquire, daemon_binary, error_code,
-                      ok, on_unused_ports, scaled, unused_port, wait_for)
+                      named_client, ok, on_unused_ports, scaled, unused_port, wait_for)
 
 LOG = logging.getLogger("test_security")
 
@@ -1169,3 +1169,23 @@ def test_connection_storm_keeps_legit_latency(serve, tables, observer, record_pr
     use so the two can be told apart."""
     report, median, bound = _run_flood(serve, observer, record_property, "storm", 100, 8.0)
     assert median <= bound, report
+
+
+def test_blockers_are_shown_to_the_admin_and_the_holder_only(serve, tables, outside):
+    """status's blocked_by names other MySQL sessions and their statements:
+    a non-admin sees another client's locking lease without them."""
+    d = serve(daemon={"socket_mode": "0666"})
+    outside.cursor().execute("LOCK TABLES t1 WRITE")
+    with named_client(d, "root-lease") as c:
+        c.send({"op": "acquire", "write": ["t1"], "wait_ms": 20000})
+        with d.client() as admin:  # root: the admin, by peer credentials
+            mine = wait_for(lambda: [l for l in ok(admin.call({"op": "status"}))["leases"]
+                                     if l["state"] == "locking"], what="the lease locking")[0]
+        assert "blocked_by" in mine
+        with nobody(d.sock) as other:
+            (seen,) = ok(other.call({"op": "status"}))["leases"]
+            assert seen["state"] == "locking"
+            assert "blocked_by" not in seen and "blockers_unavailable" not in seen
+        outside.cursor().execute("UNLOCK TABLES")
+        ok(c.recv_response(timeout=scaled(10)))
+        ok(c.call({"op": "rollback"}))
