@@ -35,8 +35,14 @@ def status_rows(stdout):
     for line in lines[start[0] + 1:]:
         if not line.strip():
             break
+        if re.match(r"^ {6}(blocked by|blockers unknown)", line):
+            continue  # a blocker under a locking lease (blocker_lines)
         rows.append(re.split(r"\s{2,}", line.strip()))
     return rows
+
+
+def blocker_lines(stdout):
+    return [l.strip() for l in stdout.splitlines() if re.match(r"^ {6}blocked by ", l)]
 
 
 # ---------------------------------------------------------------- help, errors
@@ -121,6 +127,9 @@ def test_status_shows_held_locking_and_waiting_in_order(daemon, tables, mariadb,
         assert h[3] == "WRITE app.t1; READ app.t2"
         assert h[4] == "held" and h[6] != "-" and int(h[7]) == threads[held]
         assert rows[1][3] == "READ app.t3" and rows[1][4] == "locking"
+        # The outside session that holds t3 is named under the locking lease.
+        (blocker,) = blocker_lines(p.stdout)
+        assert "SHARED_NO_READ_WRITE on app.t3" in blocker and "KILL " in blocker, p.stdout
         assert rows[2][3] == "WRITE app.t1" and rows[2][4] == "waiting"
         assert rows[3][3] == "READ app.t1, app.t2"
         assert all(r[6] == "-" and r[7] == "-" for r in rows[2:])
