@@ -455,6 +455,50 @@ def test_a_leftover_server_is_stopped_and_an_old_schema_migrated(sandbox, run_di
             old.wait()
 
 
+def test_a_leftover_daemon_is_named_and_refused(sandbox, run_dir):
+    sb = sandbox()
+    sb.wait_ready()
+    sb.signal_group(signal.SIGINT)
+    sb.assert_all_gone()
+    # A daemon on the sandbox's config, started by hand (or left by a run
+    # of an older script): it answers even with its MySQL down.
+    conf = os.path.join(run_dir, "tablelockd.conf")
+    daemon = subprocess.Popen([os.environ.get("TABLELOCKD", os.path.join(REPO, "daemon",
+                                                                          "tablelockd")),
+                               "-c", conf], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: answers(sb.sock), timeout=20, what="the hand-started daemon")
+        again = sandbox()
+        assert again.proc.wait(timeout=scaled(20)) == 1
+        out = again.output()
+        assert "a tablelockd left running by an earlier run answers on %s (pid %d" % (
+            sb.sock, daemon.pid) in out, out
+        assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=scaled(20))
+
+
+def test_your_own_config_is_used_as_it_is(sandbox, run_root, mariadb):
+    own = os.path.join(run_root, "own")
+    os.makedirs(own)
+    sock = os.path.join(own, "d.sock")
+    with open(os.path.join(own, "tablelockd.conf"), "w") as f:
+        f.write("[daemon]\nlisten = unix:%s\n\n[mysql]\nsocket = %s\nuser = tablelockd\n"
+                "password = secret-pw\ndatabase = app\npool_size = 1\n" % (sock, mariadb.sock))
+    sb = sandbox(directory=own)
+    wait_for(lambda: answers(sock), timeout=20, what="the daemon on your config")
+    out = sb.output()
+    assert "using your " + os.path.join(own, "tablelockd.conf") in out, out
+    assert "MariaDB" not in out and not os.path.exists(os.path.join(own, "mariadb")), out
+    p = subprocess.run([CLI, "-s", sock, "ping"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=scaled(10))
+    assert p.returncode == 0, p.stderr
+    sb.signal_group(signal.SIGINT)
+    sb.assert_all_gone()
+
+
 def test_a_run_directory_too_long_for_sockets_is_refused(sandbox, run_root):
     deep = os.path.join(run_root, "d" * 100)
     sb = sandbox(directory=deep)
