@@ -171,7 +171,7 @@ server_pid=$!
 
 i=0
 until sql -e 'SELECT 1' >/dev/null 2>&1; do
-	kill -0 "$server_pid" 2>/dev/null || { server_pid=""; die "MariaDB exited at start; see $errlog"; }
+	running "$server_pid" || { server_pid=""; die "MariaDB exited at start; see $errlog"; }
 	i=$((i + 1))
 	[ "$i" -le 300 ] || die "MariaDB did not come up in 30s; see $errlog"
 	sleep 0.1
@@ -233,7 +233,7 @@ daemon_pid=$!
 
 i=0
 until socat -u OPEN:/dev/null "UNIX-CONNECT:$daemon_sock" 2>/dev/null; do
-	if ! kill -0 "$daemon_pid" 2>/dev/null; then
+	if ! running "$daemon_pid"; then
 		status=0
 		wait "$daemon_pid" || status=$?
 		daemon_pid=""
