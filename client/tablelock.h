@@ -92,7 +92,7 @@ enum tablelock_code {
 	TABLELOCK_ERR_CONNECT = 100, /* cannot connect: see sys_errno */
 	TABLELOCK_ERR_TIMEOUT,       /* timeout_ms ran out; the connection is closed */
 	TABLELOCK_ERR_CLOSED,        /* the connection is gone (or was closed) */
-	TABLELOCK_ERR_PROTOCOL,      /* the daemon's answer made no sense */
+	TABLELOCK_ERR_PROTOCOL,      /* the answer made no sense, or the peer is not tablelockd */
 	TABLELOCK_ERR_USAGE,         /* a bad argument to this library */
 	TABLELOCK_ERR_UNKNOWN        /* a code newer than this library: see code_name */
 };
