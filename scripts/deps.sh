@@ -37,6 +37,7 @@ libclang-rt-14-dev # clang's fuzzer and sanitizer runtimes
 libcmocka-dev     # unit tests
 mandoc            # test_ops_files: mandoc -T lint
 openssl           # test_security: a throwaway PKI for the TLS listener
+prometheus        # promtool for the alert rules, and a real scrape (test_prometheus)
 python3-hypothesis
 python3-pymysql
 python3-pytest
