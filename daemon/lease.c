@@ -322,44 +322,12 @@ lease_find(uint64_t id)
 static void
 lease_account(struct lease *l)
 {
-	struct server_totals *t = &server.totals;
 	uint64_t now = server_now_us();
 
 	if (l->accounted)
 		return;
 	l->accounted = true;
-	switch (l->end) {
-	case LEASE_END_COMMIT:
-		t->committed++;
-		break;
-	case LEASE_END_ROLLBACK:
-		t->rolled_back++;
-		break;
-	case LEASE_END_EXPIRED:
-		t->expired++;
-		break;
-	case LEASE_END_DISCONNECT:
-		t->released_on_disconnect++;
-		break;
-	case LEASE_END_LOCK_TIMEOUT:
-		t->lock_timeouts++;
-		break;
-	case LEASE_END_REVOKED:
-		t->revoked++;
-		break;
-	case LEASE_END_LOST:
-		t->lost++;
-		break;
-	case LEASE_END_SHUTDOWN:
-		t->shutdown++;
-		break;
-	case LEASE_END_FAILED:
-	case LEASE_END_NONE:
-	case LEASE_END__COUNT:
-		t->failed++;
-		break;
-	}
-	metrics.leases_ended[l->end]++;
+	server.totals.ended[l->end]++;
 	if (l->held_us != 0)
 		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
 }

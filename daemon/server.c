@@ -44,7 +44,6 @@ static void server_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void server_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void server_grace_cb(evutil_socket_t fd, short what, void *arg);
 static void server_end_leases(bool held_too);
-static unsigned int server_count_held(void);
 static void server_report_fixed(const char *section, const char *name, void *arg);
 
 uint64_t
@@ -53,6 +52,37 @@ server_now_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+server_census(struct server_census *census)
+{
+	uint64_t now = server_now_us();
+
+	*census = (struct server_census){0};
+	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
+		bool write = lease_is_write(l);
+		switch (lease_get_phase(l)) {
+		case LEASE_PHASE_WAITING:
+			census->waiting++;
+			census->waiting_write += write;
+			break;
+		case LEASE_PHASE_LOCKING:
+			census->locking++;
+			census->waiting_write += write;
+			break;
+		case LEASE_PHASE_HELD: {
+			uint64_t since = lease_held_since_us(l);
+			census->held++;
+			census->held_write += write;
+			if (since != 0 && now - since > census->oldest_held_us)
+				census->oldest_held_us = now - since;
+			break;
+		}
+		case LEASE_PHASE_ENDING:
+			break;
+		}
+	}
 }
 
 void
@@ -150,8 +180,11 @@ server_shutdown(const char *why, bool now)
 		if (!now && server.conf.drain_timeout_ms > 0 && server.nleases > 0) {
 			struct timeval tv = {(time_t)(server.conf.drain_timeout_ms / 1000),
 					     (suseconds_t)(server.conf.drain_timeout_ms % 1000 * 1000)};
-			log_info("%s: draining: %u held leases may finish within %lld ms", why,
-				 server_count_held(), (long long)server.conf.drain_timeout_ms);
+			struct server_census census;
+			server_census(&census);
+			log_info("%s: draining: %u held lease%s may finish within %lld ms", why,
+				 census.held, census.held == 1 ? "" : "s",
+				 (long long)server.conf.drain_timeout_ms);
 			server_drain_timer = evtimer_new(server.base, server_drain_cb, NULL);
 			evtimer_add(server_drain_timer, &tv);
 			return;
@@ -175,17 +208,6 @@ server_shutdown(const char *why, bool now)
 		server_grace_timer = evtimer_new(server.base, server_grace_cb, NULL);
 		evtimer_add(server_grace_timer, &tv);
 	}
-}
-
-static unsigned int
-server_count_held(void)
-{
-	unsigned int n = 0;
-	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		if (lease_get_phase(l) == LEASE_PHASE_HELD)
-			n++;
-	}
-	return n;
 }
 
 static void
