@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/tablelock.h" /* TABLELOCK_VERSION: one source for all */
 #include "conf/conf.h"
 #include "daemon/access.h"
 #include "daemon/lease.h"
@@ -20,10 +21,6 @@
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "daemon/tls.h"
-
-#ifndef TABLELOCK_VERSION
-#define TABLELOCK_VERSION "0.1.0"
-#endif
 
 #define MAIN_DEFAULT_CONF "/etc/tablelockd/tablelockd.conf"
 
