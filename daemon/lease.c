@@ -318,7 +318,7 @@ lease_find(uint64_t id)
 	return NULL;
 }
 
-/* Counts how the lease ended (once): totals and metrics. */
+/* Counts how the lease ended (once), for status and metrics alike. */
 static void
 lease_account(struct lease *l)
 {
@@ -1055,8 +1055,9 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	l->held_us = server_now_us();
 	server.totals.acquired++;
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
-	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
+	log_info("lease %llu: held by %s (%zu table%s, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(l->client), l->ntables,
+		 l->ntables == 1 ? "" : "s",
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
 	if (committed && l->transact) {
 		/* A transact ran to its commit, even if a kill came too late to

@@ -184,8 +184,8 @@ main(int argc, char **argv)
 	evsignal_add(sighup, NULL);
 	notify_start();
 	pool_start(server.pool);
-	log_info("tablelockd %s started (pool of %u sessions, %s)", TABLELOCK_VERSION,
-		 server.conf.pool_size,
+	log_info("tablelockd %s started (pool of %u session%s, %s)", TABLELOCK_VERSION,
+		 server.conf.pool_size, server.conf.pool_size == 1 ? "" : "s",
 		 server.conf.socket != NULL ? server.conf.socket
 					    : server.conf.host != NULL ? server.conf.host
 								       : "default MySQL socket");

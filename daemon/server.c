@@ -189,10 +189,11 @@ server_shutdown(const char *why, bool now)
 			evtimer_add(server_drain_timer, &tv);
 			return;
 		}
-		log_info("%s: shutting down; rolling back %u leases", why, server.nleases);
+		log_info("%s: shutting down; rolling back %u lease%s", why, server.nleases,
+			 server.nleases == 1 ? "" : "s");
 	} else {
-		log_info("%s: not waiting any longer; rolling back %u leases", why,
-			 server.nleases);
+		log_info("%s: not waiting any longer; rolling back %u lease%s", why,
+			 server.nleases, server.nleases == 1 ? "" : "s");
 	}
 	if (server_drain_timer != NULL) {
 		event_free(server_drain_timer);
@@ -225,8 +226,8 @@ server_grace_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("shutdown: %u leases still releasing after %d ms; closing their sessions",
-		  server.nleases, SERVER_SHUTDOWN_GRACE_MS);
+	log_warnx("shutdown: %u lease%s still releasing after %d ms; closing their sessions",
+		  server.nleases, server.nleases == 1 ? "" : "s", SERVER_SHUTDOWN_GRACE_MS);
 	server_finish();
 }
 
@@ -275,7 +276,8 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("shutdown: %u clients did not read their last answers; closing", server.nclients);
+	log_warnx("shutdown: %u client%s did not read their last answers; closing",
+		  server.nclients, server.nclients == 1 ? "" : "s");
 	server_exit();
 }
 
