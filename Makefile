@@ -48,6 +48,7 @@ $(BUILD)/%.o: %.c
 UNIT_BASE := $(call obj,proto/buf.c proto/proto_error.c)
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
+UNIT_DEPS_test_leaseid := $(call obj,daemon/leaseid.c daemon/log.c)
 UNIT_DEPS_test_sqltext := $(call obj,daemon/sqltext.c)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)

@@ -707,9 +707,15 @@ lease_start(struct client *c, struct proto_request *req)
 		client_respond_error(c, PROTO_ERR_UNAVAILABLE, "MySQL is unreachable");
 		return;
 	}
+	char why[600];
+	uint64_t id = leaseid_next(why, sizeof(why));
+	if (id == 0) {
+		client_respond_error(c, PROTO_ERR_UNAVAILABLE, "%s", why);
+		return;
+	}
 
 	l = xcalloc(1, sizeof(*l));
-	l->id = leaseid_next();
+	l->id = id;
 	l->state = LEASE_WAITING;
 	l->client = c;
 	l->transact = req->op == PROTO_OP_TRANSACT;

@@ -152,7 +152,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (leaseid_init(server.conf.state_file, err, sizeof(err)) != 0) {
-		fprintf(stderr, "tablelockd: state_file: %s\n", err);
+		fprintf(stderr, "tablelockd: [daemon] state_file %s\n", err);
 		return 1;
 	}
 	/* Precise timers: libevent's default clock here ticks every 4 ms,
