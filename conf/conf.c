@@ -62,7 +62,9 @@ struct conf_key {
 
 static const char *const conf_log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-/* Every key, with its default; conf/tablelockd.conf shows the same. Columns:
+/* Every key, with its default. conf/tablelockd.conf, tablelockd.conf(5) and
+ * README.md say the same, and tests/integration/test_config_defaults.py
+ * holds them to this table (defaults, ranges, reloads). Columns:
  * section, name, type, member, min, max, default, choices, reloadable, help. */
 static const struct conf_key conf_keys[] = {
 	{"daemon", "listen", CONF_LISTEN, CONF_FIELD(listen), 0, 0, NULL, NULL, false,
