@@ -3,7 +3,8 @@
 client/tablelock.h is their one source: the daemon and the C client compile
 it in, and client/client.mk names the shared library after its version. The
 Python client cannot read a C header at run time, so it repeats them; these
-tests hold it, and the daemon's own answers, to the header.
+tests hold it, the daemon's own answers, and the files that name the
+default socket (the sample config, the socket unit) to the header.
 """
 
 import os
@@ -27,6 +28,15 @@ def header_define(name):
     assert len(found) == 1, "client/tablelock.h defines %s %d times" % (name, len(found))
     value = found[0]
     return value[1:-1] if value.startswith('"') else int(value)
+
+
+def test_default_socket_everywhere():
+    """Clients look where the shipped config and socket unit listen."""
+    path = header_define("TABLELOCK_DEFAULT_SOCKET")
+    with open(os.path.join(REPO, "conf", "tablelockd.conf")) as f:
+        assert re.findall(r"^listen = (.*)$", f.read(), re.M) == ["unix:" + path]
+    with open(os.path.join(REPO, "systemd", "tablelockd.socket")) as f:
+        assert re.findall(r"^ListenStream=(.*)$", f.read(), re.M) == [path]
 
 
 def daemon_binary():
