@@ -62,6 +62,7 @@ UNIT_DEPS_test_lockmgr := $(call obj,daemon/lockmgr.c)
 UNIT_DEPS_test_utf8 := $(call obj,util/utf8.c)
 UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
 UNIT_DEPS_test_sqltext_lock := $(call obj,$(SQLTEXT_SRC)) $(PROTO_OBJ)
+UNIT_DEPS_test_leaseid := $(call obj,daemon/leaseid.c daemon/log.c)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:

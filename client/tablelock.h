@@ -50,6 +50,10 @@
 extern "C" {
 #endif
 
+/* The version of the whole project, defined here only: the daemon and the
+ * CLI include this header, client/client.mk names the shared library after
+ * it, and tests/integration/test_version.py holds the Python client's
+ * __version__ (and PROTOCOL, DEFAULT_SOCKET) to it. */
 #define TABLELOCK_VERSION "0.1.0"
 /* Protocol version this library speaks. */
 #define TABLELOCK_PROTOCOL 1
