@@ -28,11 +28,19 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
 DAEMON := daemon/tablelockd
 
-.PHONY: all deps units fuzz test test-unit test-integration test-asan run clean bench
+.PHONY: all deps deps-test deps-bench units fuzz test test-unit test-integration test-asan run \
+	clean bench
 all: deps $(DAEMON)
 
+# Debian packages, installed when missing (scripts/deps.sh has the lists):
+# `make` and `make run` take what building and running need, `make test`
+# and `make bench` add their own tools.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build run
+deps-test:
+	@sh scripts/deps.sh build run test
+deps-bench:
+	@sh scripts/deps.sh build run bench
 
 # Replaced by rename, never rewritten in place: a running daemon (a test,
 # a benchmark) keeps its binary intact.
@@ -55,6 +63,7 @@ UNIT_DEPS_test_mdl := $(call obj,daemon/mdl.c)
 UNIT_DEPS_test_utf8 := $(call obj,util/utf8.c)
 UNIT_DEPS_test_sqltext := $(call obj,$(SQLTEXT_SRC))
 UNIT_DEPS_test_sqltext_lock := $(call obj,$(SQLTEXT_SRC)) $(PROTO_OBJ)
+UNIT_DEPS_test_leaseid := $(call obj,daemon/leaseid.c daemon/log.c)
 UNIT_DEPS_test_conf := $(call obj,conf/conf.c)
 UNIT_DEPS_test_access := $(call obj,daemon/access.c proto/proto_table.c)
 .SECONDEXPANSION:
@@ -64,12 +73,12 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_BASE) $$(or $$(UNIT_DEPS_$
 units: $(UNIT_BIN)
 
 # `make test`: every test, ending with one line "N passed, N failed".
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory $(DAEMON) units
 	@sh tests/run.sh $(BUILD) $(DAEMON)
 
 # The same suite under AddressSanitizer and UBSan, in its own build dir.
-test-asan: deps
+test-asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		build-asan/tablelockd units
@@ -83,7 +92,7 @@ run: all
 # random seeds for SOAK_MINUTES; SEED=... replays one. Stops by itself.
 .PHONY: soak
 SOAK_MINUTES ?= 10
-soak: deps
+soak: deps-test
 	@$(MAKE) --no-print-directory $(DAEMON)
 	@SOAK_MINUTES=$(SOAK_MINUTES) SEED=$(SEED) sh tests/soak.sh $(DAEMON)
 

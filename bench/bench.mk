@@ -1,7 +1,7 @@
 # `make bench`: builds bench/tablelock-bench (rules in bench/Makefile) and
 # runs every benchmark scenario (bench/run.sh), writing bench/results/.
 # Included by the top-level Makefile, which declares `bench` phony.
-bench: deps $(DAEMON)
+bench: deps-bench $(DAEMON)
 	@$(MAKE) --no-print-directory -C bench
 	@sh bench/run.sh
 

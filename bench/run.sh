@@ -47,18 +47,13 @@ for f in "$bench" "$daemon_bin"; do
 	[ -x "$f" ] || die "$f is missing: run make and make -C bench first"
 done
 for tool in mariadbd mariadb-install-db mariadb python3 taskset; do
-	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (sh scripts/deps.sh installs it)"
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (sh scripts/deps.sh run bench installs it)"
 done
 have_gnuplot=0
 command -v gnuplot >/dev/null 2>&1 && have_gnuplot=1
 [ $have_gnuplot = 1 ] || log "gnuplot is missing (Debian gnuplot-nox): no plots"
-# strace counts the daemon's syscalls per cycle. It is a bench-only tool, not
-# a dependency of the project: installed here if missing and we may.
-if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-	log "installing strace (bench only)"
-	apt-get install -y -q strace >/dev/null 2>&1 ||
-		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q strace >/dev/null 2>&1; }
-fi
+# strace counts the daemon's syscalls per cycle (`make bench` installs it:
+# scripts/deps.sh bench).
 have_strace=0
 command -v strace >/dev/null 2>&1 && have_strace=1
 [ $have_strace = 1 ] || log "strace is missing (Debian strace): no syscall counts"

@@ -310,7 +310,7 @@ cli_report(const struct tablelock_error *err, const char *context)
 		fprintf(stderr, " (MySQL error %u, SQLSTATE %s)", err->mysql_errno,
 		        err->sqlstate[0] != '\0' ? err->sqlstate : "?");
 	else if (err->code != TABLELOCK_ERR_CONNECT && err->code != TABLELOCK_ERR_TIMEOUT &&
-	         err->code != TABLELOCK_ERR_CLOSED)
+	         err->code != TABLELOCK_ERR_CLOSED && err->code != TABLELOCK_ERR_PROTOCOL)
 		fprintf(stderr, " [%s]", err->code_name);
 	fputc('\n', stderr);
 
@@ -331,9 +331,14 @@ cli_report(const struct tablelock_error *err, const char *context)
 		       "with `tablelock ping`";
 		break;
 	case TABLELOCK_ERR_CLOSED:
-	case TABLELOCK_ERR_PROTOCOL:
 		status = CLI_EXIT_UNREACHABLE;
 		hint = "the daemon may have stopped or restarted; see its log";
+		break;
+	case TABLELOCK_ERR_PROTOCOL:
+		/* Mostly a wrong address: the library names what answered. */
+		status = CLI_EXIT_UNREACHABLE;
+		hint = "give the socket tablelockd listens on, its `listen` setting, with -s PATH "
+		       "or TABLELOCK_SOCKET";
 		break;
 	case TABLELOCK_ERR_USAGE:
 		status = CLI_EXIT_USAGE;

@@ -92,6 +92,10 @@ struct tablelock {
 	char *server_version;
 	char *last_response;
 	bool eof; /* the daemon closed its end */
+	/* The peer has sent one line of tablelockd's protocol. Until then a
+	 * peer that answers nonsense, or nothing, is not tablelockd at all
+	 * (a wrong address), which is what the error must say. */
+	bool spoke;
 	struct tablelock_error error;
 	struct tablelock_event *events; /* pending, oldest first */
 	size_t nevents;
@@ -117,6 +121,9 @@ static int tablelock_open_unix(const char *path, int64_t deadline, struct tablel
 static int tablelock_open_tcp(const char *spec, int64_t deadline, struct tablelock_error *err,
                               const char *address);
 static void tablelock_shut(struct tablelock *tl);
+static void tablelock_describe_bytes(const unsigned char *p, size_t n, char *out, size_t size);
+static int tablelock_stranger(struct tablelock *tl, const char *what);
+static int tablelock_check_stranger(struct tablelock *tl, bool closed);
 static int tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms);
 static int tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms,
                           json_t **response);
@@ -551,6 +558,102 @@ tablelock_close(struct tablelock *tl)
 	free(tl);
 }
 
+/* ---------------------------------------------------------------- a wrong peer */
+
+/*
+ * tablelockd only ever sends JSON objects, one per line, and never speaks
+ * before the client except to refuse it with an error line. Whatever else
+ * a peer sends before its first such line shows that the address is not
+ * tablelockd's, typically the MySQL server's own socket: a MySQL server
+ * speaks first, with a binary greeting (a 4-byte packet header with
+ * sequence id 0, then protocol version 10 and the server version as a
+ * NUL-terminated string; MariaDB KB "Connection", "Initial handshake
+ * packet"), which may even start with '{' (a payload of 123 bytes).
+ */
+
+/* A short, printable account of what a peer sent: its first line quoted
+ * when it is text, else "binary data". */
+static void
+tablelock_describe_bytes(const unsigned char *p, size_t n, char *out, size_t size)
+{
+	char text[64];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && p[i] != '\n' && p[i] != '\r'; i++) {
+		if (p[i] < 0x20 && p[i] != '\t') {
+			snprintf(out, size, "binary data");
+			return;
+		}
+		if (len < 60)
+			text[len++] = p[i] == 0x7f ? '?' : (char)p[i];
+	}
+	text[len] = '\0';
+	snprintf(out, size, "\"%s%s\"", text, len == 60 ? "..." : "");
+}
+
+/* Fails the call: the peer at tl->address is not tablelockd (what: what
+ * it did instead). */
+static int
+tablelock_stranger(struct tablelock *tl, const char *what)
+{
+	tablelock_shut(tl);
+	return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0, "%s is not a tablelockd socket (%s)",
+	                      tl->address, what);
+}
+
+/* Before the peer's first line of the protocol: do the bytes received so
+ * far prove it is not tablelockd? closed: the peer has closed its end.
+ * Returns -1 with the error set when they do, else 0 (undecided, or a
+ * line that may be JSON: tablelock_line() judges it). */
+static int
+tablelock_check_stranger(struct tablelock *tl, bool closed)
+{
+	const unsigned char *p = (const unsigned char *)tl->frame.data + tl->frame.start;
+	size_t n = proto_frame_pending(&tl->frame), i;
+	char what[160], sent[80];
+
+	if (tl->spoke)
+		return 0;
+	if (n == 0 && closed) {
+		/* A daemon that stops as the client connects does this too. */
+		tablelock_shut(tl);
+		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
+		                      "%s is not a tablelockd socket (it closed the connection "
+		                      "without answering), unless the daemon stopped just then",
+		                      tl->address);
+	}
+	if (n == 0)
+		return 0;
+	if (n >= 5 && p[3] == 0 && p[4] == 10) {
+		/* The server version: printable up to its NUL, or nothing. */
+		for (i = 5; i < n && i < 5 + 60 && p[i] >= 0x20 && p[i] < 0x7f; i++)
+			;
+		if (i > 5 && i < n && p[i] == 0)
+			snprintf(what, sizeof(what), "it sent a MySQL server greeting, version %.*s",
+			         (int)(i - 5), (const char *)p + 5);
+		else
+			snprintf(what, sizeof(what), "it sent a MySQL server greeting");
+		return tablelock_stranger(tl, what);
+	}
+	if (n >= 5 && p[3] == 0 && p[4] == 0xff) {
+		/* An error packet instead of a greeting: errno, '#', SQLSTATE, text. */
+		size_t start = n >= 13 && p[7] == '#' ? 13 : 7;
+		tablelock_describe_bytes(p + start, n > start ? n - start : 0, sent, sizeof(sent));
+		snprintf(what, sizeof(what), "it sent a MySQL server error: %s", sent);
+		return tablelock_stranger(tl, what);
+	}
+	if (memchr(p, '\0', n) != NULL)
+		return tablelock_stranger(tl, "it sent binary data");
+	for (i = 0; i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'); i++)
+		;
+	if (i < n && p[i] != '{') {
+		tablelock_describe_bytes(p + i, n - i, sent, sizeof(sent));
+		snprintf(what, sizeof(what), "it answered %s", sent);
+		return tablelock_stranger(tl, what);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- I/O */
 
 /* Writes tl->out in full. While the socket takes no more, whatever the
@@ -600,6 +703,15 @@ tablelock_send(struct tablelock *tl, int64_t deadline, int timeout_ms)
 			continue;
 		}
 		int e = n < 0 ? errno : EPIPE;
+		if (!tl->spoke && (e == EPIPE || e == ECONNRESET)) {
+			/* Hung up before answering anything: what it sent
+			 * first, if anything, says who it was. */
+			ssize_t got;
+			while ((got = recv(tl->fd, chunk, sizeof(chunk), MSG_DONTWAIT)) > 0)
+				proto_frame_feed(&tl->frame, chunk, (size_t)got);
+			if (tablelock_check_stranger(tl, true) != 0)
+				return -1;
+		}
 		tablelock_shut(tl);
 		return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, e,
 		                      "connection to tablelockd at %s failed: %s", tl->address,
@@ -623,6 +735,19 @@ tablelock_line(struct tablelock *tl, const char *line, size_t len, json_t **resp
 	if (len == 0)
 		return 0;
 	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!tl->spoke) {
+		/* Its first line: tablelockd's protocol, or someone else's. */
+		char sent[80], what[128];
+		if (json_is_object(msg) && (json_is_boolean(json_object_get(msg, "ok")) ||
+		                            json_is_string(json_object_get(msg, "event")))) {
+			tl->spoke = true;
+		} else {
+			json_decref(msg);
+			tablelock_describe_bytes((const unsigned char *)line, len, sent, sizeof(sent));
+			snprintf(what, sizeof(what), "it answered %s", sent);
+			return tablelock_stranger(tl, what);
+		}
+	}
 	if (!json_is_object(msg)) {
 		json_decref(msg);
 		tablelock_shut(tl);
@@ -661,6 +786,9 @@ tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms, json_t **
 	enum proto_frame_status st;
 
 	for (;;) {
+		/* Not tablelockd at all: say so now, not after a timeout. */
+		if (tablelock_check_stranger(tl, tl->eof) != 0)
+			return -1;
 		/* Lines already buffered first. */
 		while ((st = proto_frame_next(&tl->frame, &line, &len)) == PROTO_FRAME_LINE) {
 			if (tablelock_line(tl, line, len, response) != 0)
@@ -704,6 +832,8 @@ tablelock_read(struct tablelock *tl, int64_t deadline, int timeout_ms, json_t **
 		ssize_t n = recv(tl->fd, chunk, sizeof(chunk), 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
+		if (n < 0 && errno == ECONNRESET && !tl->spoke)
+			n = 0; /* hung up on our first request: judged as a close */
 		if (n < 0) {
 			int e = errno;
 			tablelock_shut(tl);

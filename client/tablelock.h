@@ -50,6 +50,10 @@
 extern "C" {
 #endif
 
+/* The version of the whole project, defined here only: the daemon and the
+ * CLI include this header, client/client.mk names the shared library after
+ * it, and tests/integration/test_version.py holds the Python client's
+ * __version__ (and PROTOCOL, DEFAULT_SOCKET) to it. */
 #define TABLELOCK_VERSION "0.1.0"
 /* Protocol version this library speaks. */
 #define TABLELOCK_PROTOCOL 1
@@ -92,7 +96,7 @@ enum tablelock_code {
 	TABLELOCK_ERR_CONNECT = 100, /* cannot connect: see sys_errno */
 	TABLELOCK_ERR_TIMEOUT,       /* timeout_ms ran out; the connection is closed */
 	TABLELOCK_ERR_CLOSED,        /* the connection is gone (or was closed) */
-	TABLELOCK_ERR_PROTOCOL,      /* the daemon's answer made no sense */
+	TABLELOCK_ERR_PROTOCOL,      /* the answer made no sense, or the peer is not tablelockd */
 	TABLELOCK_ERR_USAGE,         /* a bad argument to this library */
 	TABLELOCK_ERR_UNKNOWN        /* a code newer than this library: see code_name */
 };

@@ -63,7 +63,9 @@ struct conf_key {
 
 static const char *const conf_log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-/* Every key, with its default; conf/tablelockd.conf shows the same. Columns:
+/* Every key, with its default. conf/tablelockd.conf, tablelockd.conf(5) and
+ * README.md say the same, and tests/integration/test_config_defaults.py
+ * holds them to this table (defaults, ranges, reloads). Columns:
  * section, name, type, member, min, max, default, choices, reloadable, help. */
 static const struct conf_key conf_keys[] = {
 	{"daemon", "listen", CONF_LISTEN, CONF_FIELD(listen), 0, 0, NULL, NULL, false,
@@ -74,8 +76,10 @@ static const struct conf_key conf_keys[] = {
 	 "1M", NULL, true, "longest request line; longer ones get request_too_large"},
 	{"daemon", "max_clients", CONF_UINT, CONF_FIELD(max_clients), 1, 1000000, "10000", NULL, true,
 	 "connections served at once"},
-	{"daemon", "state_file", CONF_STRING, CONF_FIELD(state_file), 0, 0, NULL, NULL, false,
-	 "keeps the highest lease id, so ids keep growing across restarts"},
+	{"daemon", "state_file", CONF_STRING, CONF_FIELD(state_file), 0, 0,
+	 "/var/lib/tablelockd/lease_id", NULL, false,
+	 "keeps the lease id high-water mark, so ids stay short and keep growing across "
+	 "restarts; under systemd the default is in $STATE_DIRECTORY"},
 	{"daemon", "log_level", CONF_CHOICE, CONF_FIELD(log_level), 0, 0, "info", conf_log_levels,
 	 true, "error, warn, info or debug"},
 	{"daemon", "drain_timeout_ms", CONF_MSEC, CONF_FIELD(drain_timeout_ms), 0, CONF_MAX_MS,
@@ -190,6 +194,7 @@ struct conf_parse {
 };
 
 static void *conf_field(struct conf *c, const struct conf_key *k);
+static void conf_state_file_default(struct conf *c);
 static void conf_store_uint(void *field, size_t width, uint64_t v);
 static bool conf_digits(const char *s, unsigned int base, uint64_t *out, const char **end);
 static void conf_format_size(uint64_t v, char *out, size_t outsize);
@@ -507,6 +512,28 @@ conf_defaults(struct conf *c)
 		if (!conf_parsers[k->type](k, k->def, c, why, sizeof why))
 			abort(); /* a default that fails its own limits: a bug in the table */
 	}
+	conf_state_file_default(c);
+}
+
+/* systemd tells a service where its StateDirectory= is, in $STATE_DIRECTORY
+ * (systemd.exec(5); several are separated by colons): a default file kept
+ * in /var/lib/tablelockd moves with it, under the same name. The shipped
+ * unit's StateDirectory=tablelockd makes no difference; a drop-in that
+ * changes it, or a second instance with its own, moves the file along. */
+static void
+conf_state_file_default(struct conf *c)
+{
+	const char *dirs = getenv("STATE_DIRECTORY");
+	const char *def = conf_key_find("daemon", "state_file")->def;
+	struct buf path = {0};
+
+	if (dirs == NULL || dirs[0] != '/')
+		return;
+	buf_append(&path, dirs, strcspn(dirs, ":"));
+	buf_appendf(&path, "%s", strrchr(def, '/'));
+	free(c->state_file);
+	c->state_file = xstrdup(path.data);
+	buf_free(&path);
 }
 
 void

@@ -29,7 +29,7 @@ struct conf {
 	unsigned int socket_mode;	/* octal in the file, default 0660 */
 	size_t max_request_bytes;	/* default 1 MiB */
 	unsigned int max_clients;	/* default 10000 */
-	char *state_file;		/* lease id high-water mark; NULL = none */
+	char *state_file;		/* lease id high-water mark (leaseid.c) */
 	char *log_level;		/* error, warn, info, debug; default info */
 	int64_t drain_timeout_ms;	/* SIGTERM waits this long for held leases */
 	int64_t request_timeout_ms;	/* an incomplete request line may take this long */

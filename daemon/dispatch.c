@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/tablelock.h" /* TABLELOCK_VERSION, TABLELOCK_PROTOCOL: one source for all */
 #include "daemon/blockers.h"
 #include "daemon/client.h"
 #include "daemon/lease.h"
@@ -15,10 +16,6 @@
 #include "proto/proto_request.h"
 #include "proto/proto_response.h"
 #include "util/xmalloc.h"
-
-#ifndef TABLELOCK_VERSION
-#define TABLELOCK_VERSION "0.1.0"
-#endif
 
 typedef void dispatch_fn(struct client *c, struct proto_request *req);
 
@@ -96,7 +93,7 @@ dispatch_hello(struct client *c, struct proto_request *req)
 	json_object_set_new(resp, "identity", json_string(c->identity.label));
 	json_object_set_new(resp, "server", json_string("tablelockd"));
 	json_object_set_new(resp, "version", json_string(TABLELOCK_VERSION));
-	json_object_set_new(resp, "protocol", json_integer(1));
+	json_object_set_new(resp, "protocol", json_integer(TABLELOCK_PROTOCOL));
 	client_respond(c, resp);
 }
 

@@ -329,48 +329,16 @@ lease_find(uint64_t id)
 	return NULL;
 }
 
-/* Counts how the lease ended (once): totals and metrics. */
+/* Counts how the lease ended (once), for status and metrics alike. */
 static void
 lease_account(struct lease *l)
 {
-	struct server_totals *t = &server.totals;
 	uint64_t now = monotime_us();
 
 	if (l->accounted)
 		return;
 	l->accounted = true;
-	switch (l->end) {
-	case LEASE_END_COMMIT:
-		t->committed++;
-		break;
-	case LEASE_END_ROLLBACK:
-		t->rolled_back++;
-		break;
-	case LEASE_END_EXPIRED:
-		t->expired++;
-		break;
-	case LEASE_END_DISCONNECT:
-		t->released_on_disconnect++;
-		break;
-	case LEASE_END_LOCK_TIMEOUT:
-		t->lock_timeouts++;
-		break;
-	case LEASE_END_REVOKED:
-		t->revoked++;
-		break;
-	case LEASE_END_LOST:
-		t->lost++;
-		break;
-	case LEASE_END_SHUTDOWN:
-		t->shutdown++;
-		break;
-	case LEASE_END_FAILED:
-	case LEASE_END_NONE:
-	case LEASE_END__COUNT:
-		t->failed++;
-		break;
-	}
-	metrics.leases_ended[l->end]++;
+	server.totals.ended[l->end]++;
 	if (l->held_us != 0)
 		metrics_observe(&metrics.hold, (double)(now - l->held_us) / 1e6);
 }
@@ -706,9 +674,15 @@ lease_start(struct client *c, struct proto_request *req)
 		client_respond_error(c, PROTO_ERR_UNAVAILABLE, "MySQL is unreachable");
 		return;
 	}
+	char why[600];
+	uint64_t id = leaseid_next(why, sizeof(why));
+	if (id == 0) {
+		client_respond_error(c, PROTO_ERR_UNAVAILABLE, "%s", why);
+		return;
+	}
 
 	l = xcalloc(1, sizeof(*l));
-	l->id = leaseid_next();
+	l->id = id;
 	l->state = LEASE_WAITING;
 	l->client = c;
 	l->transact = req->op == PROTO_OP_TRANSACT;
@@ -1089,8 +1063,9 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 		l->fence = lease_fence_of(&r[1]);
 	server.totals.acquired++;
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
-	log_info("lease %llu: held by %s (%zu tables, waited %llu ms, ttl %lld ms)",
+	log_info("lease %llu: held by %s (%zu table%s, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(l->client), l->ntables,
+		 l->ntables == 1 ? "" : "s",
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
 	if (committed && l->transact) {
 		/* A transact ran to its commit, even if a kill came too late to

@@ -5,11 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* With a state file, ids continue from the high-water mark stored there
- * (reserved in blocks, so the file is written once per block, not per
- * lease). Without one, ids start from the wall clock in microseconds.
- * Returns 0, or -1 with a reason in err. */
+/* Ids continue from the high-water mark kept in state_file ([daemon]
+ * state_file; 1 when the file does not exist yet), so they stay short and
+ * keep growing across restarts: clients use them as fencing tokens. The
+ * first block of ids is reserved in the file before this returns. Returns
+ * 0, or -1 with a reason in err (the daemon then refuses to start). */
 int leaseid_init(const char *state_file, char *err, size_t errsize);
-uint64_t leaseid_next(void);
+/* The next id, or 0 with a reason in err when the file cannot take the
+ * next block's reservation (no id is handed out that is not on disk). */
+uint64_t leaseid_next(char *err, size_t errsize);
 
 #endif

@@ -257,8 +257,8 @@ listener_open_all(const struct conf *c, char *err, size_t errsize)
 
 	if (passed > 0) {
 		if (c->nlisten > 0)
-			log_info("socket activation: using %d passed sockets, not the listen lines",
-				 passed);
+			log_info("socket activation: using %d passed socket%s, not the listen lines",
+				 passed, passed == 1 ? "" : "s");
 		return listener_adopt(passed, err, errsize);
 	}
 	listeners = xcalloc(c->nlisten, sizeof(*listeners));

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "util/xmalloc.h"
 
@@ -16,7 +17,8 @@
  * queue of waiting entries on it, in arrival order. A request carries one
  * entry per table (duplicates merged), all in one allocation, and an
  * arrival number (seq). A request's state is the list it lives on:
- * waiting, granted-but-not-yet-told (notify) or granted.
+ * waiting, granted-but-not-yet-told (notify) or granted. Every list is a
+ * <sys/queue.h> one, as in the rest of the daemon.
  *
  * A waiting request may be granted iff, on each of its tables, it is
  * compatible with the granted state and no earlier waiting entry on that
@@ -65,14 +67,12 @@ enum lockmgr_req_state {
 struct lockmgr_entry {
 	struct lockmgr_req *req;
 	struct lockmgr_table *table;
-	struct lockmgr_entry *next;	/* the table's queue, while waiting */
-	struct lockmgr_entry *prev;
+	TAILQ_ENTRY(lockmgr_entry) queue;	/* the table's queue, while waiting */
 	enum lockmgr_mode mode;
 };
 
 struct lockmgr_req {
-	struct lockmgr_req *next;	/* the list of its state */
-	struct lockmgr_req *prev;
+	TAILQ_ENTRY(lockmgr_req) list;	/* the list of its state */
 	void *owner;
 	uint64_t seq;			/* arrival order, decides who is ahead */
 	enum lockmgr_req_state state;
@@ -80,19 +80,19 @@ struct lockmgr_req {
 	struct lockmgr_entry entries[];
 };
 
+TAILQ_HEAD(lockmgr_entry_queue, lockmgr_entry);
+
 struct lockmgr_list {
-	struct lockmgr_req *head;
-	struct lockmgr_req *tail;
+	TAILQ_HEAD(, lockmgr_req) reqs;
 	size_t count;
 };
 
 struct lockmgr_table {
-	struct lockmgr_table *hash_next;
+	SLIST_ENTRY(lockmgr_table) chain;	/* its hash bucket */
 	uint64_t hash;
 	size_t readers;			/* granted READ requests */
 	bool writer;			/* a granted WRITE request */
-	struct lockmgr_entry *head;	/* waiting entries, arrival order */
-	struct lockmgr_entry *tail;
+	struct lockmgr_entry_queue queue; /* waiting entries, arrival order */
 	struct lockmgr_entry *first_write; /* first WRITE in that queue, or NULL */
 	uint64_t mark;			/* the acquire that last saw it, to merge duplicates */
 	unsigned int mark_index;	/* its entry in that acquire's request */
@@ -100,8 +100,10 @@ struct lockmgr_table {
 	char key[];
 };
 
+SLIST_HEAD(lockmgr_bucket, lockmgr_table);
+
 struct lockmgr {
-	struct lockmgr_table **buckets;
+	struct lockmgr_bucket *buckets;
 	size_t nbuckets;		/* a power of two */
 	size_t ntables;
 	struct lockmgr_list lists[LOCKMGR_REQ__COUNT]; /* DETACHED's stays empty */
@@ -150,7 +152,9 @@ lockmgr_new(size_t max_waiters, lockmgr_grant_fn *grant, void *arg)
 {
 	struct lockmgr *lm = xcalloc(1, sizeof *lm);
 	lm->nbuckets = LOCKMGR_INITIAL_BUCKETS;
-	lm->buckets = xcalloc(lm->nbuckets, sizeof *lm->buckets);
+	lm->buckets = xcalloc(lm->nbuckets, sizeof *lm->buckets); /* all-zero: empty */
+	for (int s = 0; s < LOCKMGR_REQ__COUNT; s++)
+		TAILQ_INIT(&lm->lists[s].reqs);
 	lm->max_waiters = max_waiters;
 	lm->grant = grant;
 	lm->arg = arg;
@@ -164,19 +168,17 @@ lockmgr_free(struct lockmgr *lm)
 		return;
 	assert(!lm->notifying);
 	for (int s = 0; s < LOCKMGR_REQ__COUNT; s++) {
-		struct lockmgr_req *req = lm->lists[s].head;
-		while (req != NULL) {
-			struct lockmgr_req *next = req->next;
+		struct lockmgr_req *req;
+		while ((req = TAILQ_FIRST(&lm->lists[s].reqs)) != NULL) {
+			TAILQ_REMOVE(&lm->lists[s].reqs, req, list);
 			free(req);
-			req = next;
 		}
 	}
 	for (size_t i = 0; i < lm->nbuckets; i++) {
-		struct lockmgr_table *t = lm->buckets[i];
-		while (t != NULL) {
-			struct lockmgr_table *next = t->hash_next;
+		struct lockmgr_table *t;
+		while ((t = SLIST_FIRST(&lm->buckets[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&lm->buckets[i], chain);
 			free(t);
-			t = next;
 		}
 	}
 	free(lm->buckets);
@@ -196,18 +198,20 @@ lockmgr_table_get(struct lockmgr *lm, const char *key)
 {
 	size_t len = strlen(key);
 	uint64_t h = lockmgr_hash(key, len);
-	struct lockmgr_table **slot = &lm->buckets[h & (lm->nbuckets - 1)];
+	struct lockmgr_bucket *bucket = &lm->buckets[h & (lm->nbuckets - 1)];
+	struct lockmgr_table *t;
 
-	for (struct lockmgr_table *t = *slot; t != NULL; t = t->hash_next) {
+	SLIST_FOREACH(t, bucket, chain)
+	{
 		if (t->hash == h && t->keylen == len && memcmp(t->key, key, len) == 0)
 			return t;
 	}
-	struct lockmgr_table *t = xcalloc(1, sizeof *t + len + 1);
+	t = xcalloc(1, sizeof *t + len + 1);
 	memcpy(t->key, key, len);
 	t->keylen = len;
 	t->hash = h;
-	t->hash_next = *slot;
-	*slot = t;
+	TAILQ_INIT(&t->queue);
+	SLIST_INSERT_HEAD(bucket, t, chain);
 	if (++lm->ntables > lm->nbuckets)
 		lockmgr_table_grow(lm);
 	return t;
@@ -218,15 +222,12 @@ static void
 lockmgr_table_grow(struct lockmgr *lm)
 {
 	size_t n = lm->nbuckets * 2;
-	struct lockmgr_table **b = xcalloc(n, sizeof *b);
+	struct lockmgr_bucket *b = xcalloc(n, sizeof *b); /* all-zero: empty */
 	for (size_t i = 0; i < lm->nbuckets; i++) {
-		struct lockmgr_table *t = lm->buckets[i];
-		while (t != NULL) {
-			struct lockmgr_table *next = t->hash_next;
-			struct lockmgr_table **slot = &b[t->hash & (n - 1)];
-			t->hash_next = *slot;
-			*slot = t;
-			t = next;
+		struct lockmgr_table *t;
+		while ((t = SLIST_FIRST(&lm->buckets[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&lm->buckets[i], chain);
+			SLIST_INSERT_HEAD(&b[t->hash & (n - 1)], t, chain);
 		}
 	}
 	free(lm->buckets);
@@ -238,12 +239,9 @@ lockmgr_table_grow(struct lockmgr *lm)
 static void
 lockmgr_table_drop_if_idle(struct lockmgr *lm, struct lockmgr_table *t)
 {
-	if (t->readers > 0 || t->writer || t->head != NULL)
+	if (t->readers > 0 || t->writer || !TAILQ_EMPTY(&t->queue))
 		return;
-	struct lockmgr_table **slot = &lm->buckets[t->hash & (lm->nbuckets - 1)];
-	while (*slot != t)
-		slot = &(*slot)->hash_next;
-	*slot = t->hash_next;
+	SLIST_REMOVE(&lm->buckets[t->hash & (lm->nbuckets - 1)], t, lockmgr_table, chain);
 	lm->ntables--;
 	free(t);
 }
@@ -253,28 +251,13 @@ static void
 lockmgr_req_set_state(struct lockmgr *lm, struct lockmgr_req *req, enum lockmgr_req_state state)
 {
 	if (req->state != LOCKMGR_REQ_DETACHED) {
-		struct lockmgr_list *from = &lm->lists[req->state];
-		if (req->prev != NULL)
-			req->prev->next = req->next;
-		else
-			from->head = req->next;
-		if (req->next != NULL)
-			req->next->prev = req->prev;
-		else
-			from->tail = req->prev;
-		from->count--;
+		TAILQ_REMOVE(&lm->lists[req->state].reqs, req, list);
+		lm->lists[req->state].count--;
 	}
-	req->next = req->prev = NULL;
 	req->state = state;
 	if (state != LOCKMGR_REQ_DETACHED) {
-		struct lockmgr_list *to = &lm->lists[state];
-		req->prev = to->tail;
-		if (to->tail != NULL)
-			to->tail->next = req;
-		else
-			to->head = req;
-		to->tail = req;
-		to->count++;
+		TAILQ_INSERT_TAIL(&lm->lists[state].reqs, req, list);
+		lm->lists[state].count++;
 	}
 }
 
@@ -282,13 +265,7 @@ static void
 lockmgr_entry_enqueue(struct lockmgr_entry *e)
 {
 	struct lockmgr_table *t = e->table;
-	e->next = NULL;
-	e->prev = t->tail;
-	if (t->tail != NULL)
-		t->tail->next = e;
-	else
-		t->head = e;
-	t->tail = e;
+	TAILQ_INSERT_TAIL(&t->queue, e, queue);
 	if (e->mode == LOCKMGR_WRITE && t->first_write == NULL)
 		t->first_write = e;
 }
@@ -299,20 +276,12 @@ lockmgr_entry_dequeue(struct lockmgr_entry *e)
 	struct lockmgr_table *t = e->table;
 	if (t->first_write == e) {
 		/* Steps only over READs, which then stay ahead of it for good. */
-		struct lockmgr_entry *w = e->next;
+		struct lockmgr_entry *w = TAILQ_NEXT(e, queue);
 		while (w != NULL && w->mode != LOCKMGR_WRITE)
-			w = w->next;
+			w = TAILQ_NEXT(w, queue);
 		t->first_write = w;
 	}
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		t->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		t->tail = e->prev;
-	e->next = e->prev = NULL;
+	TAILQ_REMOVE(&t->queue, e, queue);
 }
 
 /* Compatible with the holders and with every earlier waiter on this table.
@@ -324,7 +293,7 @@ lockmgr_entry_grantable(const struct lockmgr_entry *e, bool queued)
 	if (t->writer)
 		return false;
 	if (e->mode == LOCKMGR_WRITE)
-		return t->readers == 0 && t->head == (queued ? e : NULL);
+		return t->readers == 0 && TAILQ_FIRST(&t->queue) == (queued ? e : NULL);
 	return t->first_write == NULL || t->first_write->req->seq > e->req->seq;
 }
 
@@ -368,7 +337,6 @@ lockmgr_acquire(struct lockmgr *lm, const struct lockmgr_item *items, size_t n, 
 {
 	assert(n >= 1 && n <= UINT32_MAX);
 	struct lockmgr_req *req = xmalloc(sizeof *req + n * sizeof req->entries[0]);
-	req->next = req->prev = NULL;
 	req->owner = owner;
 	req->seq = ++lm->seq;
 	req->state = LOCKMGR_REQ_DETACHED;
@@ -390,7 +358,6 @@ lockmgr_acquire(struct lockmgr *lm, const struct lockmgr_item *items, size_t n, 
 		struct lockmgr_entry *e = &req->entries[req->nentries++];
 		e->req = req;
 		e->table = t;
-		e->next = e->prev = NULL;
 		e->mode = items[i].mode;
 	}
 
@@ -426,13 +393,14 @@ lockmgr_acquire(struct lockmgr *lm, const struct lockmgr_item *items, size_t n, 
 static void
 lockmgr_collect(struct lockmgr *lm, struct lockmgr_table *t, size_t *n)
 {
-	struct lockmgr_entry *e = t->head;
-	if (e == NULL || t->writer)
+	struct lockmgr_entry *head = TAILQ_FIRST(&t->queue), *e;
+	if (head == NULL || t->writer)
 		return;
-	if (e->mode == LOCKMGR_WRITE && t->readers > 0)
+	if (head->mode == LOCKMGR_WRITE && t->readers > 0)
 		return;
-	for (; e != NULL; e = e->next) {
-		if (e->mode == LOCKMGR_WRITE && e != t->head)
+	TAILQ_FOREACH(e, &t->queue, queue)
+	{
+		if (e->mode == LOCKMGR_WRITE && e != head)
 			break;
 		if (*n == lm->scratch_cap) {
 			lm->scratch_cap = lm->scratch_cap ? lm->scratch_cap * 2 : 64;
@@ -495,7 +463,7 @@ lockmgr_notify(struct lockmgr *lm)
 		return;
 	lm->notifying = true;
 	struct lockmgr_req *req;
-	while ((req = lm->lists[LOCKMGR_REQ_NOTIFY].head) != NULL) {
+	while ((req = TAILQ_FIRST(&lm->lists[LOCKMGR_REQ_NOTIFY].reqs)) != NULL) {
 		lockmgr_req_set_state(lm, req, LOCKMGR_REQ_GRANTED);
 		if (lm->grant != NULL)
 			lm->grant(req, req->owner, lm->arg); /* may free req */
@@ -524,10 +492,9 @@ lockmgr_count_granted(const struct lockmgr *lm)
 void
 lockmgr_foreach_waiting(struct lockmgr *lm, lockmgr_visit_fn *fn, void *arg)
 {
-	struct lockmgr_req *req = lm->lists[LOCKMGR_REQ_WAITING].head;
-	while (req != NULL) {
-		struct lockmgr_req *next = req->next;
+	struct lockmgr_req *req, *next;
+	for (req = TAILQ_FIRST(&lm->lists[LOCKMGR_REQ_WAITING].reqs); req != NULL; req = next) {
+		next = TAILQ_NEXT(req, list);
 		fn(req, req->owner, arg);
-		req = next;
 	}
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/tablelock.h" /* TABLELOCK_VERSION: one source for all */
 #include "conf/conf.h"
 #include "daemon/access.h"
 #include "daemon/blockers.h"
@@ -22,10 +23,6 @@
 #include "daemon/server.h"
 #include "daemon/tls.h"
 #include "util/monotime.h"
-
-#ifndef TABLELOCK_VERSION
-#define TABLELOCK_VERSION "0.1.0"
-#endif
 
 #define MAIN_DEFAULT_CONF "/etc/tablelockd/tablelockd.conf"
 
@@ -157,7 +154,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (leaseid_init(server.conf.state_file, err, sizeof(err)) != 0) {
-		fprintf(stderr, "tablelockd: state_file: %s\n", err);
+		fprintf(stderr, "tablelockd: [daemon] state_file %s\n", err);
 		return 1;
 	}
 	/* Precise timers: libevent's default clock here ticks every 4 ms,
@@ -189,8 +186,8 @@ main(int argc, char **argv)
 	evsignal_add(sighup, NULL);
 	notify_start();
 	pool_start(server.pool);
-	log_info("tablelockd %s started (pool of %u sessions, %s)", TABLELOCK_VERSION,
-		 server.conf.pool_size,
+	log_info("tablelockd %s started (pool of %u session%s, %s)", TABLELOCK_VERSION,
+		 server.conf.pool_size, server.conf.pool_size == 1 ? "" : "s",
 		 server.conf.socket != NULL ? server.conf.socket
 					    : server.conf.host != NULL ? server.conf.host
 								       : "default MySQL socket");

@@ -23,7 +23,8 @@ static const double metrics_bounds[METRICS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
 };
 
-/* Label values for leases_ended, by lease_end. */
+/* Label values of tablelockd_leases_ended_total, by lease_end (server.totals
+ * counts; a lease that ended without a reason counts as failed). */
 static const char *const metrics_outcomes[LEASE_END__COUNT] = {
 	[LEASE_END_NONE] = "failed",
 	[LEASE_END_COMMIT] = "committed",
@@ -82,49 +83,38 @@ metrics_histogram_write(struct buf *b, const char *name, const char *help,
 static void
 metrics_render(struct buf *b)
 {
-	uint64_t held[2] = {0, 0}, waiting[2] = {0, 0};
-	uint64_t now = monotime_us(), oldest = 0;
+	const struct server_totals *t = &server.totals;
+	struct server_census census;
 	json_t *pool = pool_status(server.pool);
 	const char *key;
 	json_t *value;
 
-	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		int mode = lease_is_write(l) ? 1 : 0;
-		enum lease_phase st = lease_get_phase(l);
-		if (st == LEASE_PHASE_WAITING || st == LEASE_PHASE_LOCKING)
-			waiting[mode]++;
-		else if (st != LEASE_PHASE_ENDING) {
-			held[mode]++;
-			uint64_t since = lease_held_since_us(l);
-			if (since != 0 && now - since > oldest)
-				oldest = now - since;
-		}
-	}
+	server_census(&census);
 	METRICS_HEAD(b, "tablelockd_leases_held", "gauge", "Leases holding their tables now.");
-	buf_appendf(b, "tablelockd_leases_held{mode=\"read\"} %llu\n", (unsigned long long)held[0]);
-	buf_appendf(b, "tablelockd_leases_held{mode=\"write\"} %llu\n", (unsigned long long)held[1]);
+	buf_appendf(b, "tablelockd_leases_held{mode=\"read\"} %u\n", census.held - census.held_write);
+	buf_appendf(b, "tablelockd_leases_held{mode=\"write\"} %u\n", census.held_write);
 	METRICS_HEAD(b, "tablelockd_leases_waiting", "gauge",
 		     "Acquires waiting in the queue or in MySQL's LOCK TABLES.");
-	buf_appendf(b, "tablelockd_leases_waiting{mode=\"read\"} %llu\n",
-		    (unsigned long long)waiting[0]);
-	buf_appendf(b, "tablelockd_leases_waiting{mode=\"write\"} %llu\n",
-		    (unsigned long long)waiting[1]);
+	buf_appendf(b, "tablelockd_leases_waiting{mode=\"read\"} %u\n",
+		    census.waiting + census.locking - census.waiting_write);
+	buf_appendf(b, "tablelockd_leases_waiting{mode=\"write\"} %u\n", census.waiting_write);
 	METRICS_HEAD(b, "tablelockd_lease_oldest_held_seconds", "gauge",
 		     "How long the oldest held lease has held its tables.");
-	buf_appendf(b, "tablelockd_lease_oldest_held_seconds %.3f\n", (double)oldest / 1e6);
+	buf_appendf(b, "tablelockd_lease_oldest_held_seconds %.3f\n",
+		    (double)census.oldest_held_us / 1e6);
 
 	METRICS_HEAD(b, "tablelockd_leases_ended_total", "counter", "Leases ended, by outcome.");
 	for (int i = 1; i < LEASE_END__COUNT; i++) {
-		uint64_t n = metrics.leases_ended[i];
+		uint64_t n = t->ended[i];
 		if (i == LEASE_END_FAILED)
-			n += metrics.leases_ended[LEASE_END_NONE];
+			n += t->ended[LEASE_END_NONE];
 		buf_appendf(b, "tablelockd_leases_ended_total{outcome=\"%s\"} %llu\n",
 			    metrics_outcomes[i], (unsigned long long)n);
 	}
 	METRICS_HEAD(b, "tablelockd_lock_timeouts_total", "counter",
 		     "Acquires that ran out of wait_ms.");
 	buf_appendf(b, "tablelockd_lock_timeouts_total %llu\n",
-		    (unsigned long long)metrics.leases_ended[LEASE_END_LOCK_TIMEOUT]);
+		    (unsigned long long)t->ended[LEASE_END_LOCK_TIMEOUT]);
 	metrics_histogram_write(b, "tablelockd_lock_wait_seconds",
 				"Time from acquire to LOCK TABLES held.", &metrics.lock_wait);
 	metrics_histogram_write(b, "tablelockd_lease_hold_seconds",

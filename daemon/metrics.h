@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/lease.h"
 #include "proto/proto_request.h"
 
 #define METRICS_BUCKETS 14
@@ -17,9 +16,9 @@ struct metrics_histogram {
 	double sum;
 };
 
-/* Everything counted as it happens; gauges are read at scrape time. */
+/* Everything counted as it happens; gauges are read at scrape time, and
+ * lease counts come from server.totals, shared with status. */
 struct metrics {
-	uint64_t leases_ended[LEASE_END__COUNT];
 	uint64_t statements;
 	uint64_t statement_errors;
 	uint64_t firewall_refusals;

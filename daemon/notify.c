@@ -7,8 +7,6 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include "daemon/lease.h"
-#include "daemon/lockmgr.h"
 #include "daemon/server.h"
 #include "util/monotime.h"
 
@@ -32,11 +30,13 @@ notify_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	sd_notify(0, "WATCHDOG=1");
 }
 
-/* "STATUS=3 leases held, 1 waiting, 12 clients", sent when it changes. */
+/* "STATUS=3 leases held, 1 waiting, 12 clients", sent when it changes.
+ * Waiting includes the leases whose LOCK TABLES waits in MySQL. */
 static void
 notify_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-	unsigned int held = 0, waiting = 0;
+	struct server_census census;
+	unsigned int waiting;
 	char status[160];
 
 	(void)fd;
@@ -44,15 +44,11 @@ notify_status_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (!notify_is_ready)
 		return;
-	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		enum lease_phase st = lease_get_phase(l);
-		if (st == LEASE_PHASE_WAITING || st == LEASE_PHASE_LOCKING)
-			waiting++;
-		else if (st != LEASE_PHASE_ENDING)
-			held++;
-	}
-	snprintf(status, sizeof(status), "STATUS=%s%u leases held, %u waiting, %u clients",
-		 server.shutting_down ? "draining: " : "", held, waiting, server.nclients);
+	server_census(&census);
+	waiting = census.waiting + census.locking;
+	snprintf(status, sizeof(status), "STATUS=%s%u lease%s held, %u waiting, %u client%s",
+		 server.shutting_down ? "draining: " : "", census.held, census.held == 1 ? "" : "s",
+		 waiting, server.nclients, server.nclients == 1 ? "" : "s");
 	if (strcmp(status, notify_last_status) != 0) {
 		sd_notify(0, status);
 		snprintf(notify_last_status, sizeof(notify_last_status), "%s", status);

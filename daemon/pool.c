@@ -376,7 +376,7 @@ pool_resize(struct pool *p, unsigned int size)
 
 	if (size == old)
 		return;
-	log_info("pool: %u -> %u sessions", old, size);
+	log_info("pool: %u -> %u session%s", old, size, size == 1 ? "" : "s");
 	if (size > p->nsessions) {
 		p->sessions = xrealloc(p->sessions, size * sizeof(*p->sessions));
 		for (unsigned int i = p->nsessions; i < size; i++)

@@ -15,6 +15,7 @@
 #include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "daemon/pool.h"
+#include "util/monotime.h"
 
 /* How long shutdown waits for MySQL to confirm the last rollbacks before
  * it closes the sessions anyway (closing makes MySQL roll back too). */
@@ -44,8 +45,38 @@ static void server_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void server_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void server_grace_cb(evutil_socket_t fd, short what, void *arg);
 static void server_end_leases(bool held_too);
-static unsigned int server_count_held(void);
 static void server_report_fixed(const char *section, const char *name, void *arg);
+
+void
+server_census(struct server_census *census)
+{
+	uint64_t now = monotime_us();
+
+	*census = (struct server_census){0};
+	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
+		bool write = lease_is_write(l);
+		switch (lease_get_phase(l)) {
+		case LEASE_PHASE_WAITING:
+			census->waiting++;
+			census->waiting_write += write;
+			break;
+		case LEASE_PHASE_LOCKING:
+			census->locking++;
+			census->waiting_write += write;
+			break;
+		case LEASE_PHASE_HELD: {
+			uint64_t since = lease_held_since_us(l);
+			census->held++;
+			census->held_write += write;
+			if (since != 0 && now - since > census->oldest_held_us)
+				census->oldest_held_us = now - since;
+			break;
+		}
+		case LEASE_PHASE_ENDING:
+			break;
+		}
+	}
+}
 
 void
 server_apply_options(void)
@@ -142,16 +173,20 @@ server_shutdown(const char *why, bool now)
 		if (!now && server.conf.drain_timeout_ms > 0 && server.nleases > 0) {
 			struct timeval tv = {(time_t)(server.conf.drain_timeout_ms / 1000),
 					     (suseconds_t)(server.conf.drain_timeout_ms % 1000 * 1000)};
-			log_info("%s: draining: %u held leases may finish within %lld ms", why,
-				 server_count_held(), (long long)server.conf.drain_timeout_ms);
+			struct server_census census;
+			server_census(&census);
+			log_info("%s: draining: %u held lease%s may finish within %lld ms", why,
+				 census.held, census.held == 1 ? "" : "s",
+				 (long long)server.conf.drain_timeout_ms);
 			server_drain_timer = evtimer_new(server.base, server_drain_cb, NULL);
 			evtimer_add(server_drain_timer, &tv);
 			return;
 		}
-		log_info("%s: shutting down; rolling back %u leases", why, server.nleases);
+		log_info("%s: shutting down; rolling back %u lease%s", why, server.nleases,
+			 server.nleases == 1 ? "" : "s");
 	} else {
-		log_info("%s: not waiting any longer; rolling back %u leases", why,
-			 server.nleases);
+		log_info("%s: not waiting any longer; rolling back %u lease%s", why,
+			 server.nleases, server.nleases == 1 ? "" : "s");
 	}
 	if (server_drain_timer != NULL) {
 		event_free(server_drain_timer);
@@ -169,17 +204,6 @@ server_shutdown(const char *why, bool now)
 	}
 }
 
-static unsigned int
-server_count_held(void)
-{
-	unsigned int n = 0;
-	for (struct lease *l = lease_first(); l != NULL; l = lease_next(l)) {
-		if (lease_get_phase(l) == LEASE_PHASE_HELD)
-			n++;
-	}
-	return n;
-}
-
 static void
 server_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -195,8 +219,8 @@ server_grace_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("shutdown: %u leases still releasing after %d ms; closing their sessions",
-		  server.nleases, SERVER_SHUTDOWN_GRACE_MS);
+	log_warnx("shutdown: %u lease%s still releasing after %d ms; closing their sessions",
+		  server.nleases, server.nleases == 1 ? "" : "s", SERVER_SHUTDOWN_GRACE_MS);
 	server_finish();
 }
 
@@ -245,7 +269,8 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("shutdown: %u clients did not read their last answers; closing", server.nclients);
+	log_warnx("shutdown: %u client%s did not read their last answers; closing",
+		  server.nclients, server.nclients == 1 ? "" : "s");
 	server_exit();
 }
 

@@ -9,23 +9,31 @@
 #include <sys/types.h>
 
 #include "conf/conf.h"
+#include "daemon/lease.h"
 #include "proto/proto_request.h"
 
 struct client;
-struct lease;
 
-/* Counters shown by status. */
+/* Leases since the daemon started, each counted once: acquired when it
+ * first holds its tables, ended[] by how it ended (lease.c counts both).
+ * status's totals and /metrics' tablelockd_leases_ended_total both read
+ * them. */
 struct server_totals {
 	uint64_t acquired;
-	uint64_t committed;
-	uint64_t rolled_back;
-	uint64_t expired;
-	uint64_t released_on_disconnect;
-	uint64_t lock_timeouts;
-	uint64_t revoked;
-	uint64_t lost;
-	uint64_t shutdown;
-	uint64_t failed;
+	uint64_t ended[LEASE_END__COUNT];
+};
+
+/* What the live leases are doing now, counted in one pass by
+ * server_census() for status, /metrics, sd_notify and the drain. A lease
+ * ending with nobody waiting for it (LEASE_PHASE_ENDING) is in none of
+ * these: its tables are about to be free. */
+struct server_census {
+	unsigned int waiting;		/* in the daemon's queue, or for a session */
+	unsigned int locking;		/* granted; LOCK TABLES running in MySQL */
+	unsigned int held;		/* holding their tables */
+	unsigned int waiting_write;	/* of waiting and locking, those writing a table */
+	unsigned int held_write;	/* of held, those writing a table */
+	uint64_t oldest_held_us;	/* how long the oldest held lease has held; 0: none */
 };
 
 TAILQ_HEAD(client_list, client);
@@ -53,6 +61,8 @@ struct server {
 
 extern struct server server;
 
+/* Counts the live leases by what they are doing (struct server_census). */
+void server_census(struct server_census *census);
 /* Starts the shutdown: listeners close, leases not yet held end, held ones
  * may finish within drain_timeout_ms (unless now), then every lease left
  * is rolled back and the loop exits once all are released. Called again,

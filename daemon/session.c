@@ -42,12 +42,14 @@ enum session_step {
  * a statement that changed session state (SERVER_SESSION_STATE_CHANGED),
  * which tells whether a lease needs a reset afterwards. wait_timeout is a
  * safety net: if the daemon hangs, MySQL drops the session and frees its
- * locks by itself. sql_mode is set explicitly: under NO_BACKSLASH_ESCAPES
- * or ANSI_QUOTES the server would read quotes differently from the
- * statement firewall (conf.c refuses those modes; the value holds only mode
- * names and commas). max_statement_time is timeout_ms: MySQL itself bounds
- * each user statement, also inside a batch, where a KILL QUERY could only
- * stop one statement and let the batch go on (MariaDB KB "Aborting
+ * locks by itself (session_wait_timeout_s; an idle session is refreshed
+ * before it runs out, see session_refresh_cb). sql_mode is set explicitly:
+ * under NO_BACKSLASH_ESCAPES or ANSI_QUOTES the server would read quotes
+ * differently from the statement firewall (conf.c refuses those modes;
+ * the value holds only mode names and commas). max_statement_time is
+ * timeout_ms: MySQL itself bounds each user statement, also inside a
+ * batch, where a KILL QUERY could only stop one statement and let the
+ * batch go on (MariaDB KB "Aborting
  * Statements that Exceed a Certain Time to Execute"); the daemon's own
  * statements are exempt (lease.c). */
 /* How long a batch hit by a kill may stay silent (session_strand_cb). */
@@ -71,6 +73,7 @@ struct session {
 	short io_flags;		/* as armed */
 	evutil_socket_t io_fd;
 	struct event *retry;	/* reconnect backoff */
+	struct event *refresh;	/* IDLE: runs the settings again before wait_timeout */
 	unsigned int backoff_ms;
 
 	enum session_step step;
@@ -133,6 +136,8 @@ static void session_exec(struct session *s, const char *sql, size_t len,
 static void session_fail(struct session *s, const char *why);
 static void session_prepare(struct session *s);
 static void session_prepared(struct session *s);
+static void session_refresh_cb(evutil_socket_t fd, short what, void *arg);
+static long long session_wait_timeout_s(const struct session *s);
 static void session_query_done(struct session *s);
 static void session_reset_done(struct session *s);
 static void session_deliver_cb(evutil_socket_t fd, short what, void *arg);
@@ -161,6 +166,7 @@ session_new(struct pool *pool, unsigned int index, bool control)
 	s->control = control;
 	s->state = SESSION_DOWN;
 	s->retry = evtimer_new(pool_base(pool), session_retry_cb, s);
+	s->refresh = evtimer_new(pool_base(pool), session_refresh_cb, s);
 	s->deliver = event_new(pool_base(pool), -1, 0, session_deliver_cb, s);
 	s->strand = evtimer_new(pool_base(pool), session_strand_cb, s);
 	return s;
@@ -187,6 +193,7 @@ session_free(struct session *s)
 	session_disconnect(s);
 	session_free_params(s);
 	event_free(s->retry);
+	event_free(s->refresh);
 	event_free(s->deliver);
 	event_free(s->strand);
 	buf_free(&s->sql);
@@ -261,7 +268,43 @@ session_enter_state(struct session *s, enum session_state state)
 		return;
 	log_debug("session %u%s: %s -> %s", s->index, s->control ? " (control)" : "",
 		  session_state_name(s->state), session_state_name(state));
+	if (s->state == SESSION_IDLE)
+		evtimer_del(s->refresh);
 	s->state = state;
+	if (state == SESSION_IDLE) {
+		/* Idle for half its wait_timeout: refreshed, never closed. */
+		struct timeval tv = {(time_t)(session_wait_timeout_s(s) / 2), 0};
+		evtimer_add(s->refresh, &tv);
+	}
+}
+
+/* An idle session is about to reach the wait_timeout it was given (its
+ * settings, SESSION_SETTINGS), after which MySQL would close it: a pool
+ * that sat unused for ten minutes would lose every session and log each
+ * loss as a failure. Running the settings again restarts MySQL's count
+ * (and restores them after a reset); PREPARING keeps the session from
+ * being lent meanwhile, and session_prepared hands it back to the pool. */
+static void
+session_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != SESSION_IDLE)
+		return;
+	log_debug("session %u%s: idle for %llds, refreshing it before MySQL's wait_timeout",
+		  s->index, s->control ? " (control)" : "", session_wait_timeout_s(s) / 2);
+	session_prepare(s);
+}
+
+/* The wait_timeout every session runs with: longer than any lease may go
+ * without a statement (max_ttl_ms; renew sends one), so that it only ever
+ * fires for a daemon that hangs. */
+static long long
+session_wait_timeout_s(const struct session *s)
+{
+	return (long long)(pool_conf(s->pool)->max_ttl_ms / 1000 + 10);
 }
 
 static void
@@ -692,29 +735,31 @@ session_exec(struct session *s, const char *sql, size_t len, void (*step_done)(s
 	session_step(s, -1);
 }
 
-/* Appends the per-lease settings (SESSION_SETTINGS) to sql. */
+/* Appends the per-lease settings (SESSION_SETTINGS) to sql; the control
+ * session, which runs only KILL QUERY, takes just the wait_timeout. */
 static void
 session_settings_sql(const struct session *s, struct buf *sql)
 {
 	const struct conf *c = pool_conf(s->pool);
 
-	buf_appendf(sql, SESSION_SETTINGS, (long long)(c->max_ttl_ms / 1000 + 10),
+	if (s->control) {
+		buf_appendf(sql, "SET SESSION wait_timeout=%lld", session_wait_timeout_s(s));
+		return;
+	}
+	buf_appendf(sql, SESSION_SETTINGS, session_wait_timeout_s(s),
 		    c->sql_mode != NULL ? c->sql_mode : "", (long long)(c->timeout_ms / 1000),
 		    (long long)(c->timeout_ms % 1000));
 }
 
 /* A new connection takes the settings at once, so a bad setting shows at
  * startup, not in a client's first lease. After a reset they travel with
- * the next statement instead (session_query). */
+ * the next statement instead (session_query). An idle session runs them
+ * again now and then (session_refresh_cb). */
 static void
 session_prepare(struct session *s)
 {
 	struct buf sql = {0};
 
-	if (s->control) {
-		session_prepared(s);
-		return;
-	}
 	session_enter_state(s, SESSION_PREPARING);
 	session_settings_sql(s, &sql);
 	session_exec(s, sql.data, sql.len, session_prepared);
@@ -726,7 +771,7 @@ session_prepared(struct session *s)
 {
 	struct session_result *r = s->nresults > 0 ? &s->results[0] : &s->result;
 
-	if (!s->control && r->code != 0) {
+	if (r->code != 0) {
 		char why[600];
 		snprintf(why, sizeof(why), "preparing the session failed: %s", r->message);
 		session_fail(s, why);

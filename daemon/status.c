@@ -6,10 +6,25 @@
 #include "daemon/blockers.h"
 #include "daemon/client.h"
 #include "daemon/lease.h"
-#include "daemon/lockmgr.h"
 #include "daemon/pool.h"
 #include "daemon/server.h"
 #include "util/monotime.h"
+
+/* The totals status reports (proto/PROTOCOL.md, status) after "acquired",
+ * in this order: how many leases ended which way. */
+static const struct {
+	const char *name;
+	enum lease_end end;
+} status_totals[] = {
+	{"committed", LEASE_END_COMMIT},
+	{"rolled_back", LEASE_END_ROLLBACK},
+	{"expired", LEASE_END_EXPIRED},
+	{"released_on_disconnect", LEASE_END_DISCONNECT},
+	{"lock_timeouts", LEASE_END_LOCK_TIMEOUT},
+	{"revoked", LEASE_END_REVOKED},
+	{"lost", LEASE_END_LOST},
+	{"shutdown", LEASE_END_SHUTDOWN},
+};
 
 void
 status_fill(json_t *resp, struct client *asker)
@@ -17,6 +32,8 @@ status_fill(json_t *resp, struct client *asker)
 	const struct server_totals *t = &server.totals;
 	bool admin = client_is_admin(asker);
 	json_t *leases = json_array();
+	json_t *totals = json_object();
+	struct server_census census;
 	struct lease *l;
 
 	/* Ids are handed out on arrival, so id order is queue order. */
@@ -34,17 +51,14 @@ status_fill(json_t *resp, struct client *asker)
 	}
 	json_object_set_new(resp, "leases", leases);
 	json_object_set_new(resp, "pool", pool_status(server.pool));
-	json_object_set_new(
-		resp, "totals",
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "acquired",
-			  (json_int_t)t->acquired, "committed", (json_int_t)t->committed,
-			  "rolled_back", (json_int_t)t->rolled_back, "expired",
-			  (json_int_t)t->expired, "released_on_disconnect",
-			  (json_int_t)t->released_on_disconnect, "lock_timeouts",
-			  (json_int_t)t->lock_timeouts, "revoked", (json_int_t)t->revoked, "lost",
-			  (json_int_t)t->lost, "shutdown", (json_int_t)t->shutdown));
+	json_object_set_new(totals, "acquired", json_integer((json_int_t)t->acquired));
+	for (size_t i = 0; i < sizeof(status_totals) / sizeof(status_totals[0]); i++)
+		json_object_set_new(totals, status_totals[i].name,
+				    json_integer((json_int_t)t->ended[status_totals[i].end]));
+	json_object_set_new(resp, "totals", totals);
 	json_object_set_new(resp, "clients", json_integer(server.nclients));
-	json_object_set_new(resp, "waiting", json_integer((json_int_t)lockmgr_count_waiting(server.lockmgr)));
+	server_census(&census);
+	json_object_set_new(resp, "waiting", json_integer(census.waiting));
 	json_object_set_new(resp, "uptime_ms",
 			    json_integer((json_int_t)((monotime_us() - server.started_us) / 1000)));
 }

@@ -85,13 +85,14 @@ test_defaults(void **state)
 {
 	(void)state;
 	struct conf c, d;
+	unsetenv("STATE_DIRECTORY");
 	conf_defaults(&c);
 	assert_int_equal(c.nlisten, 0);
 	assert_null(c.listen);
 	assert_int_equal(c.socket_mode, 0660);
 	assert_int_equal(c.max_request_bytes, 1024 * 1024);
 	assert_int_equal(c.max_clients, 10000);
-	assert_null(c.state_file);
+	assert_string_equal(c.state_file, "/var/lib/tablelockd/lease_id");
 	assert_string_equal(c.log_level, "info");
 	assert_null(c.host);
 	assert_int_equal(c.port, 3306);
@@ -121,6 +122,27 @@ test_defaults(void **state)
 	conf_free(&c);
 	assert_freed(&c);
 	conf_free(&c); /* twice is harmless */
+}
+
+/* Under systemd the default state file lives in the unit's StateDirectory=
+ * ($STATE_DIRECTORY, the first of several); a file that sets it wins. */
+static void
+test_state_file_in_state_directory(void **state)
+{
+	(void)state;
+	struct conf c;
+	setenv("STATE_DIRECTORY", "/var/lib/tl-b:/var/lib/other", 1);
+	load_ok("", &c);
+	assert_string_equal(c.state_file, "/var/lib/tl-b/lease_id");
+	conf_free(&c);
+	load_ok("[daemon]\nstate_file = /srv/ids\n", &c);
+	assert_string_equal(c.state_file, "/srv/ids");
+	conf_free(&c);
+	setenv("STATE_DIRECTORY", "relative", 1); /* not systemd's: ignored */
+	load_ok("", &c);
+	assert_string_equal(c.state_file, "/var/lib/tablelockd/lease_id");
+	conf_free(&c);
+	unsetenv("STATE_DIRECTORY");
 }
 
 static void
@@ -596,6 +618,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_state_file_in_state_directory),
 		cmocka_unit_test(test_every_type),
 		cmocka_unit_test(test_listen_repeatable),
 		cmocka_unit_test(test_errors),
