@@ -1003,6 +1003,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	json_t *answer;
 
 	evtimer_del(l->statement_timer);
+	metrics_observe(&metrics.locking, (double)(monotime_us() - l->locking_us) / 1e6);
 	lease_note_results(l, user, user_ran);
 	/* A lost session has rolled back and unlocked in MySQL. Only a rider
 	 * of a held acquire is answered further down (lease_riders_done). */

@@ -115,8 +115,15 @@ metrics_render(struct buf *b)
 		     "Acquires that ran out of wait_ms.");
 	buf_appendf(b, "tablelockd_lock_timeouts_total %llu\n",
 		    (unsigned long long)t->ended[LEASE_END_LOCK_TIMEOUT]);
+	METRICS_HEAD(b, "tablelockd_leases_blocked", "gauge",
+		     "Leases whose LOCK TABLES has waited in MySQL over 100 ms: held up by a "
+		     "lock taken outside the daemon's queue (status says by whom).");
+	buf_appendf(b, "tablelockd_leases_blocked %u\n", census.blocked);
 	metrics_histogram_write(b, "tablelockd_lock_wait_seconds",
 				"Time from acquire to LOCK TABLES held.", &metrics.lock_wait);
+	metrics_histogram_write(b, "tablelockd_locking_seconds",
+				"Time leases spent in locking: LOCK TABLES waiting in MySQL.",
+				&metrics.locking);
 	metrics_histogram_write(b, "tablelockd_lease_hold_seconds",
 				"Time leases held their tables.", &metrics.hold);
 

@@ -28,6 +28,7 @@ struct metrics {
 	uint64_t requests[PROTO_OP__COUNT];
 	uint64_t bad_requests;
 	struct metrics_histogram lock_wait;
+	struct metrics_histogram locking;	/* LOCK TABLES sent to answered */
 	struct metrics_histogram hold;
 };
 

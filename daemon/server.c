@@ -63,6 +63,8 @@ server_census(struct server_census *census)
 		case LEASE_PHASE_LOCKING:
 			census->locking++;
 			census->waiting_write += write;
+			if (now - lease_locking_since_us(l) > SERVER_BLOCKED_US)
+				census->blocked++;
 			break;
 		case LEASE_PHASE_HELD: {
 			uint64_t since = lease_held_since_us(l);

@@ -27,9 +27,15 @@ struct server_totals {
  * server_census() for status, /metrics, sd_notify and the drain. A lease
  * ending with nobody waiting for it (LEASE_PHASE_ENDING) is in none of
  * these: its tables are about to be free. */
+/* A LOCK TABLES that has not answered after this long waits in MySQL for
+ * a lock taken outside the daemon's queue (it answers in well under a
+ * millisecond otherwise). */
+#define SERVER_BLOCKED_US 100000
+
 struct server_census {
 	unsigned int waiting;		/* in the daemon's queue, or for a session */
 	unsigned int locking;		/* granted; LOCK TABLES running in MySQL */
+	unsigned int blocked;		/* of locking, those waiting in MySQL over SERVER_BLOCKED_US */
 	unsigned int held;		/* holding their tables */
 	unsigned int waiting_write;	/* of waiting and locking, those writing a table */
 	unsigned int held_write;	/* of held, those writing a table */

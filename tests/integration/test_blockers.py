@@ -187,3 +187,27 @@ def test_performance_schema_shows_pending_locks_too(daemon):
             ok(c.call({"op": "rollback"}))
     finally:
         own.stop()
+
+
+def test_metrics_count_blocked_leases_and_time_in_locking(daemon, tables, outside):
+    from test_ops import Scrape, with_metrics
+    d, port = with_metrics(daemon)
+    before = Scrape(port)
+    assert before("tablelockd_leases_blocked") == 0
+    count0 = before("tablelockd_locking_seconds_count")
+    outside.cursor().execute("LOCK TABLES t1 WRITE")
+    with named_client(d, "w") as c:
+        c.send({"op": "acquire", "write": ["t1"], "wait_ms": 20000})
+        locking_lease(d, "w")
+        wait_for(lambda: Scrape(port)("tablelockd_leases_blocked") == 1,
+                 what="the lease counted as blocked after 100 ms")
+        time.sleep(0.3)
+        outside.cursor().execute("UNLOCK TABLES")
+        ok(c.recv_response(timeout=scaled(10)))
+        after = Scrape(port)
+        assert after("tablelockd_leases_blocked") == 0
+        assert after("tablelockd_locking_seconds_count") == count0 + 1
+        # It waited at least the 0.3 s above in MySQL.
+        assert after("tablelockd_locking_seconds_bucket", le="0.25") == \
+            before("tablelockd_locking_seconds_bucket", le="0.25")
+        ok(c.call({"op": "rollback"}))
