@@ -166,6 +166,7 @@ say "starting the sandbox MariaDB (socket $mysql_sock, log $errlog)"
 setsid setpriv --pdeathsig TERM -- mariadbd --no-defaults --datadir="$datadir" \
 	--socket="$mysql_sock" --skip-networking --user=root --pid-file="$pidfile" \
 	--log-error="$errlog" --tmpdir="$tmpdir" --innodb-buffer-pool-size=64M \
+	--plugin-load-add=metadata_lock_info \
 	</dev/null >/dev/null 2>&1 9>&- &
 server_pid=$!
 
@@ -201,6 +202,7 @@ if [ ! -f "$conf" ] || [ -n "$fresh" ]; then
 CREATE USER IF NOT EXISTS 'tablelockd'@'localhost';
 ALTER USER 'tablelockd'@'localhost' IDENTIFIED BY '$password';
 GRANT SELECT, INSERT, UPDATE, DELETE, LOCK TABLES ON demo.* TO 'tablelockd'@'localhost';
+GRANT PROCESS ON *.* TO 'tablelockd'@'localhost';
 EOF
 	umask 077
 	cat >"$conf.tmp" <<EOF
