@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ static char leaseid_path[PATH_MAX];
 
 static uint64_t leaseid_now_us(void);
 static int leaseid_store(uint64_t value, char *err, size_t errsize);
+static void leaseid_make_dir(const char *state_file);
 
 static uint64_t
 leaseid_now_us(void)
@@ -97,6 +99,25 @@ leaseid_store(uint64_t value, char *err, size_t errsize)
 	return 0;
 }
 
+/* The state file's directory, when it is missing and its parent is there
+ * (/var/lib/tablelockd, the default, on a machine that never ran the
+ * systemd unit): created for the daemon's user alone. Anything else that
+ * fails is said by leaseid_store, with what to do. */
+static void
+leaseid_make_dir(const char *state_file)
+{
+	char dir[sizeof(leaseid_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", state_file);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0700) == 0)
+		log_info("created %s for the lease id state file", dir);
+}
+
 int
 leaseid_init(const char *state_file, char *err, size_t errsize)
 {
@@ -131,6 +152,7 @@ leaseid_init(const char *state_file, char *err, size_t errsize)
 	}
 	leaseid_next_id = mark;
 	leaseid_step = LEASEID_STEP_MIN;
+	leaseid_make_dir(state_file);
 	if (leaseid_store(mark + leaseid_step, why, sizeof(why)) != 0) {
 		snprintf(err, errsize,
 			 "%s: %s. Lease ids are kept there so that they keep growing across "

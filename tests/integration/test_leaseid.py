@@ -5,7 +5,8 @@ Without state_file in the config the daemon keeps its ids in lease_id in
 its state directory: $STATE_DIRECTORY, which systemd sets from the unit's
 StateDirectory= (and these tests set to a temp dir), else
 /var/lib/tablelockd. Ids are reserved there 100 at a time, so a restart
-skips fewer than 100. Without a writable directory the daemon refuses to
+skips fewer than 100. A missing state directory is made when its parent
+is there; otherwise, or when it cannot be written, the daemon refuses to
 start and says what to do.
 """
 
@@ -62,7 +63,8 @@ def test_ids_short_by_default_and_increasing_across_restarts(daemon, tables, tmp
 
 
 def test_no_state_directory_refuses_to_start(daemon, tmp_path, monkeypatch):
-    missing = str(tmp_path / "missing")
+    # One missing level is made (leaseid_make_dir); two are refused.
+    missing = str(tmp_path / "missing" / "deeper")
     monkeypatch.setenv("STATE_DIRECTORY", missing)
     d = daemon(wait=False, daemon={"state_file": None})
     rc = d.proc.wait(timeout=scaled(10))

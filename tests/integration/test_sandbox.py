@@ -485,8 +485,9 @@ def test_your_own_config_is_used_as_it_is(sandbox, run_root, mariadb):
     os.makedirs(own)
     sock = os.path.join(own, "d.sock")
     with open(os.path.join(own, "tablelockd.conf"), "w") as f:
-        f.write("[daemon]\nlisten = unix:%s\n\n[mysql]\nsocket = %s\nuser = tablelockd\n"
-                "password = secret-pw\ndatabase = app\npool_size = 1\n" % (sock, mariadb.sock))
+        f.write("[daemon]\nlisten = unix:%s\nstate_file = %s/lease_id\n\n[mysql]\nsocket = %s\n"
+                "user = tablelockd\npassword = secret-pw\ndatabase = app\npool_size = 1\n"
+                % (sock, own, mariadb.sock))
     sb = sandbox(directory=own)
     wait_for(lambda: answers(sock), timeout=20, what="the daemon on your config")
     out = sb.output()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -144,13 +145,31 @@ test_refuses_a_mark_it_cannot_read(void **state)
 	assert_int_equal(next_checked(), 12345);
 }
 
-/* A missing directory stops the daemon with what to do about it. */
+/* A missing directory whose parent is there is made (the default
+ * /var/lib/tablelockd on a machine that never ran the unit). */
+static void
+test_missing_directory_is_made(void **state)
+{
+	char err[600], file[300], sub[200];
+	struct stat st;
+	(void)state;
+	snprintf(sub, sizeof sub, "%s/state", dir);
+	snprintf(file, sizeof file, "%s/lease_id", sub);
+	assert_int_equal(leaseid_init(file, err, sizeof err), 0);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(leaseid_next(err, sizeof err), 1);
+	unlink(file);
+	rmdir(sub);
+}
+
+/* Deeper than that, the daemon stops with what to do about it. */
 static void
 test_missing_directory(void **state)
 {
 	char err[600], missing[160];
 	(void)state;
-	snprintf(missing, sizeof missing, "%s/no/lease_id", dir);
+	snprintf(missing, sizeof missing, "%s/no/such/lease_id", dir);
 	assert_int_equal(leaseid_init(missing, err, sizeof err), -1);
 	assert_non_null(strstr(err, missing));
 	assert_non_null(strstr(err, "No such file or directory"));
@@ -167,6 +186,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_restart_continues_from_the_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_blocks_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_a_mark_it_cannot_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_directory_is_made, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
