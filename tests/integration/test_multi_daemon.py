@@ -141,3 +141,25 @@ def test_a_lease_waiting_for_another_daemon_is_locking(daemon, mariadb, observer
         resp = cb.recv_response(timeout=scaled(10))
         assert fence_of(resp) > first
         ok(cb.call({"op": "commit"}))
+
+
+def test_no_fence_when_it_does_not_fit_64_signed_bits(daemon):
+    """server_id 128 and up sets UUID_SHORT()'s top bit: the daemon leaves
+    fence out rather than send a number clients would misread."""
+    own = MariaDB(extra_args=("--server-id=200",))
+    own.start()
+    try:
+        own.fresh_tables(["md6"], rows=((1, 0),))
+        assert own.sql("SELECT UUID_SHORT() > 9223372036854775807")[0][0] == 1
+        d = daemon(mysql={"socket": own.sock})
+        with d.client() as c:
+            resp = ok(acquire(c, write=["md6"]))
+            assert "fence" not in resp and resp["lease"] > 0
+            (mine,) = status(d)["leases"]
+            assert mine["fence"] is None
+            ok(c.call({"op": "commit"}))
+            resp = ok(c.call({"op": "transact", "write": ["md6"], "statements": [
+                {"sql": "UPDATE md6 SET v = v + 1 WHERE id = 1"}]}))
+            assert "fence" not in resp
+    finally:
+        own.stop()
