@@ -171,15 +171,17 @@ REFUSED = {
         "COMMIT AND CHAIN",
         "ROLLBACK",
         "ROLLBACK WORK",
-        "ROLLBACK TO SAVEPOINT s1",
+        "ROLLBACK AND CHAIN",
+        "ROLLBACK RELEASE",
+        # Only ROLLBACK TO is a savepoint statement (allowed, see below).
+        "ROLLBACK WORK TO SAVEPOINT s1",
         "BEGIN",
         "BEGIN WORK",
         "BEGIN NOT ATOMIC COMMIT; END",
         "START TRANSACTION",
         "START TRANSACTION READ ONLY",
         "START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        "SAVEPOINT s1",
-        "RELEASE SAVEPOINT s1",
+        "RELEASE s1",
         "XA START 'x1'",
         "XA BEGIN 'x1'",
         "XA END 'x1'",
@@ -447,6 +449,46 @@ def test_firewall_refusal_leaves_the_lease_usable_and_committable(daemon, observ
         ok(query(c, "UPDATE t1 SET v = 22 WHERE id = 2"))
         ok(c.call({"op": "commit"}))
     assert table_rows(observer, "t1") == [(1, 11), (2, 22), (3, 30)]
+
+
+def test_savepoints_nest_inside_the_lease(daemon, observer, tables):
+    """SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT run on the
+    lease's session and end neither its transaction nor its locks: after a
+    ROLLBACK TO, the work from before the savepoint is still there,
+    uncommitted, the observer is still locked out, and only the lease's
+    commit (or rollback) settles it. An unknown savepoint is MySQL's error
+    1305 and leaves the transaction intact."""
+    d = daemon()
+    with d.client() as c:
+        lease = ok(acquire(c, write=["t1"], read=["t2"]))["lease"]
+        thread = thread_of(d, lease)
+        ok(query(c, "UPDATE t1 SET v = 11 WHERE id = 1"))
+        ok(query(c, "SAVEPOINT `s1`"))
+        ok(query(c, "UPDATE t1 SET v = 22 WHERE id = 2"))
+        ok(query(c, "ROLLBACK TO SAVEPOINT `s1`"))
+        entry = lease_entry(d, lease)
+        assert entry["state"] == "held" and entry["mysql_thread"] == thread
+        assert read_blocked(observer, "t1") and write_blocked(observer, "t2")
+        assert rows(query(c, "SELECT id, v FROM t1 ORDER BY id")) == [[1, 11], [2, 20], [3, 30]]
+        ok(query(c, "savepoint s2"))
+        ok(query(c, "UPDATE t1 SET v = 33 WHERE id = 3"))
+        ok(query(c, "RELEASE SAVEPOINT s2"))
+        mysql_error(query(c, "ROLLBACK TO s2"), 1305)
+        assert rows(query(c, "SELECT v FROM t1 WHERE id = 3")) == [[33]]
+        ok(c.call({"op": "commit"}))
+    assert table_rows(observer, "t1") == [(1, 11), (2, 20), (3, 33)]
+
+    with d.client() as c:
+        ok(acquire(c, write=["t1"]))
+        ok(query(c, "UPDATE t1 SET v = 1 WHERE id = 1"))
+        ok(query(c, "SAVEPOINT s1"))
+        ok(query(c, "UPDATE t1 SET v = 2 WHERE id = 2"))
+        ok(query(c, "RELEASE SAVEPOINT s1"))
+        ok(c.call({"op": "rollback"}))
+    # Neither savepoint statement committed anything: the rollback undid all.
+    assert table_rows(observer, "t1") == [(1, 11), (2, 20), (3, 33)]
+    totals = settled_status(d)["totals"]
+    assert totals["committed"] == 1 and totals["rolled_back"] == 1
 
 
 def test_firewall_messages_say_why(daemon, tables):
