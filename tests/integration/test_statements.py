@@ -566,6 +566,31 @@ def test_allowed_statements_pass(daemon, observer, tables):
         ok(c.call({"op": "rollback"}))
 
 
+def test_info_says_how_many_rows_an_update_found(daemon, observer, tables):
+    """PROTOCOL.md §6.3: a result carries MySQL's info string when MySQL
+    gives one. An UPDATE that finds a row but changes nothing has
+    affected_rows 0 and says "Rows matched: 1" (Django's save() of an
+    unchanged object needs that count); statements without an info string
+    have no "info"."""
+    d = daemon()
+    with d.client() as c:
+        ok(acquire(c))
+        same = result(query(c, "UPDATE t1 SET v = v WHERE id = 1"))
+        assert same["affected_rows"] == 0
+        assert same["info"] == "Rows matched: 1  Changed: 0  Warnings: 0", same
+        two = result(query(c, "UPDATE t1 SET v = 20 WHERE id <= 2"))
+        assert two["affected_rows"] == 1 and two["info"].startswith("Rows matched: 2  Changed: 1"), two
+        assert result(query(c, "INSERT INTO t1 (id, v) VALUES (4, 40), (5, 50)"))["info"].startswith(
+            "Records: 2  Duplicates: 0")
+        for sql in ("INSERT INTO t1 (id, v) VALUES (6, 60)", "DELETE FROM t1 WHERE id = 6",
+                    "SELECT v FROM t1 WHERE id = 1", "SET @x = 1"):
+            assert "info" not in result(query(c, sql)), sql
+        ok(c.call({"op": "rollback"}))
+        r = ok(transact(c, ["UPDATE t1 SET v = v WHERE id = 3"]))["results"][0]
+        assert r["affected_rows"] == 0 and r["info"].startswith("Rows matched: 1"), r
+    assert table_rows(observer, "t1") == ORIGINAL
+
+
 def test_unterminated_sql_is_refused_as_documented(daemon, observer, tables):
     """PROTOCOL.md §4 (query): an unterminated string, name or comment in sql
     is refused by the firewall (it cannot read the statement). The lease
