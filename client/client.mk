@@ -110,4 +110,4 @@ client-uninstall:
 
 client-clean:
 	rm -f $(CLIENT_OUT)
-	rm -rf client/python/__pycache__
+	rm -rf client/python/__pycache__ client/python/tablelock/__pycache__
