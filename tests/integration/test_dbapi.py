@@ -140,6 +140,10 @@ def test_parameters_of_every_type_are_bound_exactly(d, typed, observer):
         cur.execute("SELECT id, d, dt, da, ti, vb, bl, tx, f, n, bi, y FROM typed WHERE id = %s "
                     "AND vb = %s AND d = %s", (7, values[5], values[1]))
         row = cur.fetchone()
+        # "_binary %s", as Django's BinaryField writes it, takes bytes too.
+        cur.execute("SELECT _binary %s, _BINARY%s, x_binary FROM (SELECT 1 AS x_binary) t",
+                    (b"\x00\xfe", b"'"))
+        assert cur.fetchone() == (b"\x00\xfe", b"'", 1)
         cur.execute("SELECT CAST(%s AS TIME(6)), %s, %s", (datetime.timedelta(hours=-26, seconds=1), 2**70, -2**70))
         delta, big, small = cur.fetchone()
     assert row == values[:6] + (b"\xff\x00",) + values[7:11] + (2001,)
@@ -155,9 +159,9 @@ def test_format_paramstyle(d, tables):
         cur.execute("SELECT 'a%%b', %s, '%%s' LIKE '%%s'", ("%s%%",))
         assert cur.fetchone() == ("a%b", "%s%%", 1)
         cur.execute("SELECT v FROM t1 WHERE id = %s -- %%, 'x\n  /* %% \"' */ # %%", (2,))
-        assert cur.fetchall() == [(20,)]
+        assert cur.fetchall() == ((20,),)
         cur.execute("SELECT 'it''s %%', \"a\\\"%%\", `v` FROM t1 WHERE id = %s", (3,))
-        assert cur.fetchall() == [("it's %", 'a"%', 30)]
+        assert cur.fetchall() == (("it's %", 'a"%', 30),)
         # Executable comments are code: a %s there is a parameter.
         cur.execute("SELECT 1 /*! + %s */", (2,))
         assert cur.fetchone() == (3,)
@@ -201,13 +205,13 @@ def test_rowcount_description_lastrowid_and_fetching(d, tables, typed):
         cur.execute("SELECT id, v FROM t1 ORDER BY id")
         assert cur.rowcount == 3
         assert [c[0] for c in cur.description] == ["id", "v"]
-        assert cur.fetchmany() == [(1, 10)]
-        assert cur.fetchmany(5) == [(2, 20), (3, 30)]
-        assert cur.fetchall() == [] and cur.fetchone() is None
+        assert cur.fetchmany() == ((1, 10),)
+        assert cur.fetchmany(5) == ((2, 20), (3, 30))
+        assert cur.fetchall() == () and cur.fetchone() is None
         cur.execute("SELECT id FROM t1 ORDER BY id")
         assert list(cur) == [(1,), (2,), (3,)]
         cur.execute("SELECT id FROM t1 WHERE id > 5")
-        assert cur.rowcount == 0 and cur.fetchall() == [] and cur.description[0][0] == "id"
+        assert cur.rowcount == 0 and cur.fetchall() == () and cur.description[0][0] == "id"
         cur.execute("INSERT INTO typed (tx) VALUES (%s)", ("a",))
         first = cur.lastrowid
         assert first >= 1 and cur.rowcount == 1
@@ -266,7 +270,7 @@ def test_errors_map_to_pep_249_classes(d, tables, observer):
         cur.execute("ROLLBACK TO SAVEPOINT `a`")
         cur.execute("RELEASE SAVEPOINT `a`")
         cur.execute("SELECT v FROM t1 WHERE id = 1 FOR UPDATE")
-        assert cur.fetchall() == [(10,)]
+        assert cur.fetchall() == ((10,),)
         # After all those errors the lease is still held, and it commits.
         cur.execute("UPDATE t1 SET v = 12 WHERE id = 2")
         assert not observer.can_read("t1")

@@ -217,6 +217,14 @@ def _error_name(code, mysql_errno):
     return _CODE_ERRORS.get(code, "InternalError")
 
 
+def _acquire_error_name(code, mysql_errno):
+    """As _error_name, for the request that takes a lease: a connection that
+    broke there ended no lease."""
+    if code in ("connect", "closed", "timeout"):
+        return "OperationalError"
+    return _error_name(code, mysql_errno)
+
+
 def _error_message(e):
     if e.code == "mysql":
         return e.message
@@ -351,8 +359,9 @@ _SQL_TOKENS = re.compile(r"""
     | (?P<question> \? )
 """, re.S | re.X)
 _PERCENT_INSIDE = re.compile(r"%(.|$)", re.S)
-_FIRST_WORD = re.compile(r"(?:\s+|\#[^\n]*|--(?=[\x00-\x20]|$)[^\n]*|/\*(?!M?!).*?\*/|/\*M?!\d*)*"
-                         r"\(*\s*([A-Za-z]+)", re.S)
+_FIRST_WORD = re.compile(r"(?:[\s(]|\#[^\n]*|--(?=[\x00-\x20]|$)[^\n]*|/\*(?!M?!).*?\*/|/\*M?!\d*)*"
+                         r"([A-Za-z]+)", re.S)
+_BINARY_INTRODUCER = re.compile(r"(?<![\w$])_binary\s*$", re.I)
 _INT64 = (-2**63, 2**63)
 
 
@@ -467,6 +476,13 @@ def convert(operation, parameters):
                 raise ProgrammingError("not enough parameters: %d given, more %%s in the SQL"
                                        % len(values))
             placeholder, sent = _bind(values[used], used)
+            if placeholder.startswith("FROM_BASE64"):
+                # "_binary %s" (Django's BinaryField): FROM_BASE64 returns
+                # a binary string already, and an introducer takes only a
+                # literal.
+                introducer = _BINARY_INTRODUCER.search(pieces[-1])
+                if introducer is not None:
+                    pieces[-1] = pieces[-1][:introducer.start()]
             pieces.append(placeholder)
             params.extend(sent)
             used += 1
@@ -706,16 +722,19 @@ class Cursor:
         self._next += 1
         return self._rows[self._next - 1]
 
+    # fetchmany and fetchall return tuples, as MySQLdb's do: Django's MySQL
+    # backend stops reading at an empty tuple (empty_fetchmany_value).
+
     def fetchmany(self, size=None):
         self._result_rows()
         size = self.arraysize if size is None else size
-        rows = self._rows[self._next:self._next + size]
+        rows = tuple(self._rows[self._next:self._next + size])
         self._next += len(rows)
         return rows
 
     def fetchall(self):
         self._result_rows()
-        rows = self._rows[self._next:]
+        rows = tuple(self._rows[self._next:])
         self._next = len(self._rows)
         return rows
 
@@ -755,15 +774,14 @@ def connect(address=None, *, read=(), write=(), wait_ms=None, ttl_ms=None, clien
     (names, "db.name", model classes or (table, alias) pairs) and returns a
     Connection on it. client: the name shown in status. A wait that runs out
     raises LockTimeoutError."""
+    c = None
     try:
         c = tablelock.Client(address, name=client, token=token, timeout=timeout)
-    except tablelock.TablelockError as e:
-        raise OperationalError(_error_message(e), code=e.code) from e
-    try:
         lease = c.acquire(read=read, write=write, wait_ms=wait_ms, ttl_ms=ttl_ms)
     except tablelock.TablelockError as e:
-        c.close()
-        cls = globals()[_error_name(e.code, e.mysql_errno)]
+        if c is not None:
+            c.close()
+        cls = globals()[_acquire_error_name(e.code, e.mysql_errno)]
         raise cls(_error_message(e), code=e.code, mysql_errno=e.mysql_errno,
                   sqlstate=e.sqlstate) from e
     return Connection(lease, found_rows=found_rows, close_client=True)
