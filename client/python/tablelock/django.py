@@ -197,8 +197,9 @@ def _idle_clients(key):
 
 def _acquire(key, tables, wait_ms, ttl_ms):
     """A lease from an idle client of this thread, or a new one. A kept
-    connection the daemon closed meanwhile (idle_timeout_ms) is replaced
-    once: its acquire never reached the daemon."""
+    connection that the daemon closed meanwhile (idle_timeout_ms) is
+    replaced once: a closed connection holds no lease, so trying again on
+    a new one cannot take two."""
     address, name, token, timeout = key
     idle = _idle_clients(key)
     while True:
