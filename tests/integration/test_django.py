@@ -481,6 +481,28 @@ def test_as_a_decorator_with_aliases(tl, polls, observer):
     assert status(tl)["totals"]["committed"] == 2
 
 
+def test_a_kept_connection_the_daemon_closed_is_replaced(dj, daemon, polls, observer):
+    """The thread keeps its tablelockd connection for the next block; one
+    that the daemon closed meanwhile (idle_timeout_ms) is replaced, and the
+    block does not notice."""
+    from django.conf import settings
+    from tablelock.django import acquire_table_lock
+    Poll, Choice = polls
+    d = daemon(daemon={"idle_timeout_ms": 200})
+    saved, settings.TABLELOCK = settings.TABLELOCK, {"socket": d.sock, "client": "idle-test"}
+    try:
+        with acquire_table_lock(write=[Choice]):
+            Choice.objects.filter(id=1).update(votes=1)
+        wait_for(lambda: status(d)["clients"] == 1, timeout=5,
+                 what="the daemon to close the idle connection")  # (status's own is the 1)
+        with acquire_table_lock(write=[Choice]):
+            Choice.objects.filter(id=2).update(votes=2)
+    finally:
+        settings.TABLELOCK = saved
+    assert votes(observer) == {1: 1, 2: 2, 3: 7}
+    assert status(d)["totals"]["committed"] == 2
+
+
 # ---------------------------------------------------------------- no lost update
 
 
