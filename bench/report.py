@@ -456,6 +456,31 @@ def main():
     md.append("")
     files["s7-ping.json"] = {"runs": runs_of("s7-ping"), "medians": s7_rows}
 
+    # ------------------------------------------------------------ scenario 9
+    md.append("## Scenario 9: Django, the copied snippet against tablelock.django\n")
+    md.append("One block, `with acquire_table_lock(read=[Poll], write=[Choice]): "
+              "Choice.objects.filter(id=1).update(votes=F(\"votes\") + 1)`, timed from entering "
+              "it to leaving it, in one Django process (Django's MySQL backend, same MariaDB). "
+              "`snippet`: the context manager projects copy, LOCK TABLES and UNLOCK TABLES on "
+              "Django's own connection with autocommit on (3 round trips to MariaDB). "
+              "`tablelock`: the same block with `from tablelock.django import "
+              "acquire_table_lock` (acquire, the UPDATE, commit: 3 round trips to the daemon). "
+              "`client-raw`, for reference: `tablelock.Client.lock()` with the UPDATE in raw SQL, "
+              "no ORM.\n")
+    md.append("| mode | cycles/s | p50 µs | p99 µs |")
+    md.append("|---|---:|---:|---:|")
+    s9 = {}
+    for mode in ("snippet", "tablelock", "client-raw"):
+        rows = group(runs, "s9-django", mode=mode)
+        if rows:
+            s9[mode] = medians(rows)
+            md.append("| %s | %s | %s | %s |" % (mode, fmt(s9[mode].get("throughput")),
+                                                fmt(s9[mode].get("p50_us"), 1),
+                                                fmt(s9[mode].get("p99_us"), 1)))
+    md.append("")
+    files["s9-django.json"] = {"runs": runs_of("s9-django"),
+                               "medians": [dict(mode=k, **v) for k, v in s9.items()]}
+
     # ------------------------------------------------------------ summary
     failed = [r for r in runs if r.get("status") not in ("ok", "unsupported")]
     unsupported = [r for r in runs if r.get("status") == "unsupported"]
@@ -499,6 +524,12 @@ def main():
                 MODE_LABELS.get(r.get("mode"), r.get("mode")), placement,
                 fmt(r.get("syscalls_per_cycle"), 1), fmt(r.get("wakeups_per_cycle"), 2),
                 fmt(s1.get((placement, r.get("mode")), {}).get("daemon_sleeps_per_cycle"), 2)))
+    if "snippet" in s9 or "tablelock" in s9:
+        snip = s9.get("snippet", {}).get("p50_us")
+        ours = s9.get("tablelock", {}).get("p50_us")
+        head.append("- Django block (scenario 9): the copied snippet on Django's own connection "
+                    "p50 %s µs; the same block with tablelock.django p50 %s µs (%s×)" % (
+                        fmt(snip, 1), fmt(ours, 1), fmt(ratio(ours, snip), 2)))
     head.append("- session resets per 1,000 leases: %s\n" % (
         fmt(resets, 1) if resets is not None else "n/a (no tablelockd_session_resets_total)"))
     head += ["## Other targets (issue 7)\n",

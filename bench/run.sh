@@ -420,6 +420,23 @@ while [ $rep -le "$reps" ]; do
 	run $rep spread s7-ping -m daemon -c 100 --depth 1 ping
 	rep=$((rep + 1))
 done
+# Scenario 9: a Django block, the snippet projects copy (LOCK TABLES on
+# Django's own connection) against the same block with tablelock.django,
+# the same ORM statement, interleaved in one Django process (Debian's
+# python3-django and python3-mysqldb; /usr/bin/python3 has them).
+if ! over_budget s9-django; then
+	log "scenario 9: Django, the copied snippet against tablelock.django"
+	py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	if "$py" -c 'import django, MySQLdb' 2>/dev/null; then
+		timeout -k 5 300 "$py" "$root/bench/django_cycles.py" --mysql-socket "$msock" \
+			--daemon-socket "$dsock" --reps "$reps" --duration "$duration" --warmup "$warmup" \
+			>>"$raw" || log "  s9-django exited with status $?"
+	else
+		log "  python3-django or python3-mysqldb is missing: skipped"
+		echo '{"scenario":"s9-django","status":"skipped","first_error":"python3-django or python3-mysqldb is missing"}' >>"$raw"
+	fi
+fi
 stop_daemon
 busy_after=$(background_busy)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

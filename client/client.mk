@@ -178,4 +178,4 @@ client_ldconfig = \
 
 client-clean:
 	rm -f $(CLIENT_OUT) $(CLIENT_TREE)
-	rm -rf client/python/__pycache__
+	rm -rf client/python/__pycache__ client/python/tablelock/__pycache__

@@ -1783,6 +1783,9 @@ lease_result_json(const struct session_result *r)
 	json_object_set_new(o, "affected_rows", json_integer((json_int_t)r->affected_rows));
 	json_object_set_new(o, "insert_id", json_integer((json_int_t)r->insert_id));
 	json_object_set_new(o, "warnings", json_integer(r->warnings));
+	json_t *info = r->info[0] != '\0' ? json_string(r->info) : NULL;
+	if (info != NULL)
+		json_object_set_new(o, "info", info);
 	return o;
 }
 

@@ -573,6 +573,11 @@ session_step(struct session *s, int ready)
 				s->result.affected_rows = mysql_affected_rows(s->mysql);
 				s->result.insert_id = mysql_insert_id(s->mysql);
 				s->result.warnings = mysql_warning_count(s->mysql);
+				/* An UPDATE's "Rows matched: 1  Changed: 0 …": the
+				 * rows it found, which affected_rows (changed) is not. */
+				const char *info = mysql_info(s->mysql);
+				if (info != NULL)
+					snprintf(s->result.info, sizeof s->result.info, "%s", info);
 				goto result_done;
 			}
 			/* Rows stream in one at a time (use, not store), so a huge

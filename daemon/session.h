@@ -43,6 +43,7 @@ struct session_result {
 	uint64_t affected_rows;
 	uint64_t insert_id;
 	unsigned int warnings;
+	char info[128];			/* mysql_info(), or "": an UPDATE's rows matched */
 };
 
 /* A batch's results, one per statement that ran, in order: all n succeeded

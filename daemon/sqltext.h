@@ -62,9 +62,10 @@ enum sqltext_verdict { SQLTEXT_ALLOW, SQLTEXT_DENY };
 /* Classifies one statement by its first keyword after whitespace and
  * comments (executable comments count as code), case-insensitively.
  * Allowed: SELECT, INSERT, UPDATE, DELETE, REPLACE, WITH, VALUES, TABLE, DO,
- * and SET of user variables only (SET @a = …, @b := …; not @@ system
- * variables). Refused: everything else, including LOCK/UNLOCK, COMMIT,
- * ROLLBACK, BEGIN, START TRANSACTION, SAVEPOINT, RELEASE, XA, any other
+ * SET of user variables only (SET @a = …, @b := …; not @@ system
+ * variables), and the savepoint statements SAVEPOINT, ROLLBACK TO and
+ * RELEASE SAVEPOINT. Refused: everything else, including LOCK/UNLOCK,
+ * COMMIT, any other ROLLBACK, BEGIN, START TRANSACTION, XA, any other
  * SET, DDL and other implicit-commit statements, FLUSH, KILL, HANDLER,
  * LOAD DATA, SELECT … INTO OUTFILE/DUMPFILE, and any text with a second
  * statement after a ';'. A trailing ';' followed only by whitespace and

@@ -88,8 +88,20 @@ static const struct sqltext_rule sqltext_rules[] = {
      "UNLOCK is not allowed: it would release the lease's table locks; send commit or rollback"},
     {"COMMIT", NULL, SQLTEXT_RULE_DENY, false,
      "COMMIT is not allowed: send the commit op, which also releases the tables"},
+    /* Savepoints stay inside the lease's transaction: SAVEPOINT, ROLLBACK
+     * TO [SAVEPOINT] and RELEASE SAVEPOINT end neither the transaction nor
+     * the table locks (MariaDB KB "SAVEPOINT"; seen on 10.11 under LOCK
+     * TABLES with autocommit=0: the locks hold, work from before the
+     * savepoint stays uncommitted, and an unknown savepoint is error 1305
+     * with the transaction intact). Django's atomic() nests this way. Only
+     * ROLLBACK followed by TO is a savepoint; every other ROLLBACK (WORK,
+     * AND CHAIN, RELEASE) ends the transaction. */
+    {"SAVEPOINT", NULL, SQLTEXT_RULE_ALLOW, false, NULL},
+    {"RELEASE", "SAVEPOINT", SQLTEXT_RULE_ALLOW, false, NULL},
+    {"ROLLBACK", "TO", SQLTEXT_RULE_ALLOW, false, NULL},
     {"ROLLBACK", NULL, SQLTEXT_RULE_DENY, false,
-     "ROLLBACK is not allowed: send the rollback op, which also releases the tables"},
+     "ROLLBACK is not allowed: send the rollback op, which also releases the tables "
+     "(ROLLBACK TO SAVEPOINT name is allowed)"},
     {"BEGIN", NULL, SQLTEXT_RULE_DENY, false,
      "BEGIN is not allowed: it commits the lease's transaction and releases its table locks"},
     {"START", "TRANSACTION", SQLTEXT_RULE_DENY, false,
@@ -101,10 +113,7 @@ static const struct sqltext_rule sqltext_rules[] = {
     {"STOP", NULL, SQLTEXT_RULE_DENY, false,
      "STOP is not allowed: STOP SLAVE and the like control replication "
      "and " SQLTEXT_IMPLICIT_COMMIT},
-    {"SAVEPOINT", NULL, SQLTEXT_RULE_DENY, false,
-     "SAVEPOINT is not allowed: the lease owns the transaction"},
-    {"RELEASE", NULL, SQLTEXT_RULE_DENY, false,
-     "RELEASE SAVEPOINT is not allowed: the lease owns the transaction"},
+    {"RELEASE", NULL, SQLTEXT_RULE_DENY, false, "RELEASE is not allowed: only RELEASE SAVEPOINT is"},
     {"XA", NULL, SQLTEXT_RULE_DENY, false, "XA is not allowed: the lease owns the transaction"},
 
     /* DDL and the rest of the manual's implicit-commit list. */
@@ -221,8 +230,9 @@ sqltext_firewall_unknown(const char *sql, const struct sqltext_token *tok, char 
 		const struct sqltext_rule *rule = &sqltext_rules[i];
 		if (rule->action == SQLTEXT_RULE_DENY || used >= sizeof allowed)
 			continue;
-		int n = snprintf(allowed + used, sizeof allowed - used, "%s%s%s",
-		                 used > 0 ? ", " : "", rule->keyword,
+		int n = snprintf(allowed + used, sizeof allowed - used, "%s%s%s%s%s",
+		                 used > 0 ? ", " : "", rule->keyword, rule->second != NULL ? " " : "",
+		                 rule->second != NULL ? rule->second : "",
 		                 rule->action == SQLTEXT_RULE_SET ? " @user_variable" : "");
 		if (n > 0)
 			used += (size_t)n;

@@ -38,7 +38,9 @@ libcmocka-dev     # unit tests
 mandoc            # test_ops_files: mandoc -T lint
 openssl           # test_security: a throwaway PKI for the TLS listener
 prometheus        # promtool for the alert rules, and a real scrape (test_prometheus)
+python3-django    # test_django: the ORM on a lease, and the bench's Django block
 python3-hypothesis
+python3-mysqldb   # Django's MySQL backend (test_django, the bench's snippet)
 python3-pymysql
 python3-pytest
 systemd           # test_ops_files: systemd-analyze verify and security
@@ -47,6 +49,8 @@ EOF
 	bench) cat <<'EOF' ;;
 gnuplot-nox       # the plots
 procps            # ps: the load on the machine before a run
+python3-django    # scenario 9: a Django block, the snippet against tablelock.django
+python3-mysqldb   # scenario 9: Django's MySQL backend
 python3           # bench/report.py and the result summaries
 strace            # syscalls per cycle
 EOF

@@ -1,4 +1,5 @@
-"""client/python/tablelock.py against the real daemon and MariaDB (Debian's python3).
+"""client/python/tablelock (the package's core, `import tablelock`) against the
+real daemon and MariaDB (Debian's python3).
 
 The context manager must commit on normal exit and roll back on an
 exception; the observer checks both. Django models are stood in for by a
@@ -52,6 +53,9 @@ def test_lock_commits_on_normal_exit(client, tables, observer):
         before = lease.query("SELECT v FROM t1 WHERE id = ?", [1]).scalar()
         r = lease.query("UPDATE t1 SET v = ? WHERE id = ?", [before + 5, 1])
         assert r.affected_rows == 1 and r.rowcount == 1
+        assert r.info == "Rows matched: 1  Changed: 1  Warnings: 0"
+        same = lease.query("UPDATE t1 SET v = v WHERE id = ?", [1])
+        assert same.affected_rows == 0 and same.info.startswith("Rows matched: 1  Changed: 0")
         assert lease.query("SELECT COUNT(*) FROM t2").scalar() == 3
     assert not lease.active and client.lease is None
     assert observer.value("t1", 1) == 15

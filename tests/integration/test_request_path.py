@@ -163,7 +163,8 @@ def test_acquire_with_statements_holds_and_answers_results(daemon, observer, tab
         assert resp["results"][1]["affected_rows"] == 1
         assert not observer.can_write("t1"), "the lease must still hold t1"
         resp = ok(commit(c, [stmt("UPDATE t1 SET v = ? WHERE id = ?", 99, 3)]))
-        assert resp["results"] == [{"affected_rows": 1, "insert_id": 0, "warnings": 0}]
+        assert resp["results"] == [{"affected_rows": 1, "insert_id": 0, "warnings": 0,
+                                    "info": "Rows matched: 1  Changed: 1  Warnings: 0"}]
     assert observer.value("t1", 2) == 21 and observer.value("t1", 3) == 99
     assert observer.can_write("t1")
 

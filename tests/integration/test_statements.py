@@ -171,15 +171,17 @@ REFUSED = {
         "COMMIT AND CHAIN",
         "ROLLBACK",
         "ROLLBACK WORK",
-        "ROLLBACK TO SAVEPOINT s1",
+        "ROLLBACK AND CHAIN",
+        "ROLLBACK RELEASE",
+        # Only ROLLBACK TO is a savepoint statement (allowed, see below).
+        "ROLLBACK WORK TO SAVEPOINT s1",
         "BEGIN",
         "BEGIN WORK",
         "BEGIN NOT ATOMIC COMMIT; END",
         "START TRANSACTION",
         "START TRANSACTION READ ONLY",
         "START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        "SAVEPOINT s1",
-        "RELEASE SAVEPOINT s1",
+        "RELEASE s1",
         "XA START 'x1'",
         "XA BEGIN 'x1'",
         "XA END 'x1'",
@@ -449,6 +451,46 @@ def test_firewall_refusal_leaves_the_lease_usable_and_committable(daemon, observ
     assert table_rows(observer, "t1") == [(1, 11), (2, 22), (3, 30)]
 
 
+def test_savepoints_nest_inside_the_lease(daemon, observer, tables):
+    """SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT run on the
+    lease's session and end neither its transaction nor its locks: after a
+    ROLLBACK TO, the work from before the savepoint is still there,
+    uncommitted, the observer is still locked out, and only the lease's
+    commit (or rollback) settles it. An unknown savepoint is MySQL's error
+    1305 and leaves the transaction intact."""
+    d = daemon()
+    with d.client() as c:
+        lease = ok(acquire(c, write=["t1"], read=["t2"]))["lease"]
+        thread = thread_of(d, lease)
+        ok(query(c, "UPDATE t1 SET v = 11 WHERE id = 1"))
+        ok(query(c, "SAVEPOINT `s1`"))
+        ok(query(c, "UPDATE t1 SET v = 22 WHERE id = 2"))
+        ok(query(c, "ROLLBACK TO SAVEPOINT `s1`"))
+        entry = lease_entry(d, lease)
+        assert entry["state"] == "held" and entry["mysql_thread"] == thread
+        assert read_blocked(observer, "t1") and write_blocked(observer, "t2")
+        assert rows(query(c, "SELECT id, v FROM t1 ORDER BY id")) == [[1, 11], [2, 20], [3, 30]]
+        ok(query(c, "savepoint s2"))
+        ok(query(c, "UPDATE t1 SET v = 33 WHERE id = 3"))
+        ok(query(c, "RELEASE SAVEPOINT s2"))
+        mysql_error(query(c, "ROLLBACK TO s2"), 1305)
+        assert rows(query(c, "SELECT v FROM t1 WHERE id = 3")) == [[33]]
+        ok(c.call({"op": "commit"}))
+    assert table_rows(observer, "t1") == [(1, 11), (2, 20), (3, 33)]
+
+    with d.client() as c:
+        ok(acquire(c, write=["t1"]))
+        ok(query(c, "UPDATE t1 SET v = 1 WHERE id = 1"))
+        ok(query(c, "SAVEPOINT s1"))
+        ok(query(c, "UPDATE t1 SET v = 2 WHERE id = 2"))
+        ok(query(c, "RELEASE SAVEPOINT s1"))
+        ok(c.call({"op": "rollback"}))
+    # Neither savepoint statement committed anything: the rollback undid all.
+    assert table_rows(observer, "t1") == [(1, 11), (2, 20), (3, 33)]
+    totals = settled_status(d)["totals"]
+    assert totals["committed"] == 1 and totals["rolled_back"] == 1
+
+
 def test_firewall_messages_say_why(daemon, tables):
     d = daemon()
     with d.client() as c:
@@ -522,6 +564,31 @@ def test_allowed_statements_pass(daemon, observer, tables):
         ok(acquire(c))
         assert rows(query(c, "SELECT @x, @y")) == [[None, None]]
         ok(c.call({"op": "rollback"}))
+
+
+def test_info_says_how_many_rows_an_update_found(daemon, observer, tables):
+    """PROTOCOL.md §6.3: a result carries MySQL's info string when MySQL
+    gives one. An UPDATE that finds a row but changes nothing has
+    affected_rows 0 and says "Rows matched: 1" (Django's save() of an
+    unchanged object needs that count); statements without an info string
+    have no "info"."""
+    d = daemon()
+    with d.client() as c:
+        ok(acquire(c))
+        same = result(query(c, "UPDATE t1 SET v = v WHERE id = 1"))
+        assert same["affected_rows"] == 0
+        assert same["info"] == "Rows matched: 1  Changed: 0  Warnings: 0", same
+        two = result(query(c, "UPDATE t1 SET v = 20 WHERE id <= 2"))
+        assert two["affected_rows"] == 1 and two["info"].startswith("Rows matched: 2  Changed: 1"), two
+        assert result(query(c, "INSERT INTO t1 (id, v) VALUES (4, 40), (5, 50)"))["info"].startswith(
+            "Records: 2  Duplicates: 0")
+        for sql in ("INSERT INTO t1 (id, v) VALUES (6, 60)", "DELETE FROM t1 WHERE id = 6",
+                    "SELECT v FROM t1 WHERE id = 1", "SET @x = 1"):
+            assert "info" not in result(query(c, sql)), sql
+        ok(c.call({"op": "rollback"}))
+        r = ok(transact(c, ["UPDATE t1 SET v = v WHERE id = 3"]))["results"][0]
+        assert r["affected_rows"] == 0 and r["info"].startswith("Rows matched: 1"), r
+    assert table_rows(observer, "t1") == ORIGINAL
 
 
 def test_unterminated_sql_is_refused_as_documented(daemon, observer, tables):

@@ -780,7 +780,10 @@ test_sqltext_firewall_denied_keywords(void **state)
 		{ "COMMIT", "COMMIT is not allowed" },
 		{ "COMMIT WORK", "COMMIT is not allowed" },
 		{ "ROLLBACK", "ROLLBACK is not allowed" },
-		{ "ROLLBACK TO SAVEPOINT s", "ROLLBACK is not allowed" },
+		{ "ROLLBACK WORK", "ROLLBACK is not allowed" },
+		{ "ROLLBACK AND CHAIN", "ROLLBACK is not allowed" },
+		{ "ROLLBACK RELEASE", "ROLLBACK is not allowed" },
+		{ "ROLLBACK WORK TO SAVEPOINT s", "(ROLLBACK TO SAVEPOINT name is allowed)" },
 		{ "BEGIN", "BEGIN is not allowed" },
 		{ "BEGIN WORK", "BEGIN is not allowed" },
 		{ "BEGIN NOT ATOMIC SELECT 1; END", "BEGIN is not allowed" },
@@ -788,8 +791,7 @@ test_sqltext_firewall_denied_keywords(void **state)
 		{ "START TRANSACTION READ ONLY", "START TRANSACTION is not allowed" },
 		{ "START SLAVE", "START is not allowed" },
 		{ "STOP SLAVE", "STOP is not allowed" },
-		{ "SAVEPOINT s", "SAVEPOINT is not allowed" },
-		{ "RELEASE SAVEPOINT s", "RELEASE SAVEPOINT is not allowed" },
+		{ "RELEASE s", "RELEASE is not allowed: only RELEASE SAVEPOINT is" },
 		{ "XA START 'x'", "XA is not allowed" },
 		{ "XA COMMIT 'x'", "XA is not allowed" },
 		{ "ALTER TABLE t ADD c INT", "ALTER is not allowed" },
@@ -838,7 +840,8 @@ test_sqltext_firewall_denied_keywords(void **state)
 		{ "SET NAMES latin1", "SET NAMES is not allowed" },
 		{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION is not allowed" },
 		{ "SHOW TABLES", "statement 'SHOW' is not allowed; allowed: SELECT, INSERT, UPDATE, DELETE, "
-				 "REPLACE, WITH, VALUES, TABLE, DO, SET @user_variable" },
+				 "REPLACE, WITH, VALUES, TABLE, DO, SET @user_variable, SAVEPOINT, "
+				 "RELEASE SAVEPOINT, ROLLBACK TO" },
 		{ "EXPLAIN SELECT 1", "statement 'EXPLAIN' is not allowed" },
 		{ "FOO", "statement 'FOO' is not allowed; allowed: SELECT" },
 		{ "SIGNAL SQLSTATE '45000'", "statement 'SIGNAL' is not allowed" },
@@ -850,6 +853,39 @@ test_sqltext_firewall_denied_keywords(void **state)
 		test_sqltext_each_dressing(denied[i].sql, denied[i].reason, false);
 		test_sqltext_deny(denied[i].sql, denied[i].reason);
 	}
+}
+
+/* Savepoints nest inside the lease's transaction (Django's atomic()):
+ * only the three savepoint statements pass, and a ROLLBACK that is not
+ * followed by TO in every reading of the versioned comments is refused. */
+static void
+test_sqltext_firewall_savepoints(void **state)
+{
+	(void)state;
+	static const char *const allowed[] = {
+		"SAVEPOINT s",
+		"SAVEPOINT `s140_x1`",
+		"ROLLBACK TO SAVEPOINT s",
+		"ROLLBACK TO s",
+		"ROLLBACK TO SAVEPOINT `s140_x1`",
+		"RELEASE SAVEPOINT s",
+		"RELEASE SAVEPOINT `s140_x1`",
+	};
+
+	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+		test_sqltext_each_dressing(allowed[i], NULL, true);
+	test_sqltext_allow("ROLLBACK /* c */ TO SAVEPOINT s");
+	test_sqltext_allow("ROLLBACK/*!TO*/SAVEPOINT s");
+	test_sqltext_allow("SAVEPOINT s;");
+	test_sqltext_deny("ROLLBACK /*M!999999 TO SAVEPOINT s */", "ROLLBACK is not allowed");
+	test_sqltext_deny("ROLLBACK /*!99999 TO SAVEPOINT s */", "ROLLBACK is not allowed");
+	test_sqltext_deny("ROLLBACK -- TO SAVEPOINT s", "ROLLBACK is not allowed");
+	test_sqltext_deny("ROLLBACK 'TO'", "ROLLBACK is not allowed");
+	test_sqltext_deny("ROLLBACK `TO` SAVEPOINT s", "ROLLBACK is not allowed");
+	test_sqltext_deny("SAVEPOINT s; COMMIT", "more than one statement");
+	test_sqltext_deny("ROLLBACK TO SAVEPOINT s; ROLLBACK", "more than one statement");
+	test_sqltext_deny("RELEASE SAVEPOINT s; UNLOCK TABLES", "more than one statement");
+	test_sqltext_deny("(SAVEPOINT s)", "only a query");
 }
 
 static void
@@ -1491,6 +1527,7 @@ main(void)
 		cmocka_unit_test(test_sqltext_bind_injection_stays_data),
 		cmocka_unit_test(test_sqltext_firewall_allowed_keywords),
 		cmocka_unit_test(test_sqltext_firewall_denied_keywords),
+		cmocka_unit_test(test_sqltext_firewall_savepoints),
 		cmocka_unit_test(test_sqltext_firewall_set),
 		cmocka_unit_test(test_sqltext_firewall_statement_boundaries),
 		cmocka_unit_test(test_sqltext_firewall_empty),

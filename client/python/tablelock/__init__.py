@@ -44,6 +44,11 @@ reports it without a request.
 One Client is one connection and holds at most one lease: use one per
 thread. A call that times out closes the connection, which makes the daemon
 roll back any lease it held.
+
+Two modules build on this one: tablelock.dbapi, a PEP 249 (DB-API 2.0)
+connection over a lease, and tablelock.django, acquire_table_lock() for
+Django projects, whose ORM queries inside the block run on the lease.
+Neither is imported here: `import tablelock` stays standard-library only.
 """
 
 import base64
@@ -161,7 +166,9 @@ class Result:
     rows: a list of tuples. Values are Python values: int, float, str,
     bytes (binary columns), decimal.Decimal (DECIMAL), None (NULL); dates
     and times are strings as MySQL prints them. affected_rows, insert_id,
-    warnings are always set.
+    warnings are always set; info is MySQL's info string or None (for an
+    UPDATE, "Rows matched: 2  Changed: 1  Warnings: 0": the rows it
+    found, where affected_rows counts those it changed).
 
     error: None, or, for a statement that ran but whose result was over
     the daemon's limits (max_rows, max_result_bytes), the TablelockError
@@ -178,6 +185,7 @@ class Result:
         self.affected_rows = obj.get("affected_rows", 0)
         self.insert_id = obj.get("insert_id", 0)
         self.warnings = obj.get("warnings", 0)
+        self.info = obj.get("info")
 
     @property
     def rowcount(self):
