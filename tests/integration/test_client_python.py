@@ -60,6 +60,12 @@ def test_lock_commits_on_normal_exit(client, tables, observer):
     assert not lease.active and client.lease is None
     assert observer.value("t1", 1) == 15
     assert observer.can_write("t1") and observer.can_write("t2")
+    # The fence: MySQL's, growing along the holders of t1 (a transact too).
+    assert lease.fence > 0 and client.last_fence == lease.fence
+    with client.lock(write=["t1"]) as second:
+        assert second.fence > lease.fence
+    client.transact(["UPDATE t1 SET v = v WHERE id = 1"], write=["t1"])
+    assert client.last_fence > second.fence
 
 
 def test_lock_rolls_back_on_exception(client, tables, observer):

@@ -327,9 +327,14 @@ def _statements(statements, op):
 class Lease:
     """A lease held by a Client: run statements, then commit or roll back."""
 
-    def __init__(self, client, lease_id, ttl_ms, results=()):
+    def __init__(self, client, lease_id, ttl_ms, results=(), fence=None):
         self.client = client
         self.id = lease_id
+        # MySQL's number for this hold (UUID_SHORT() right after LOCK
+        # TABLES): strictly increasing along each table's holders, across
+        # every daemon on that server. A fencing token; None if the daemon
+        # sent none (PROTOCOL.md §7, "Fences").
+        self.fence = fence
         self.ttl_ms = ttl_ms
         self.results = list(results)  # of the statements sent with the acquire
         self.ended = False  # committed or rolled back through this object
@@ -412,6 +417,7 @@ class Client:
         self._ttl_ms = None
         self._next_id = 1
         self.last_lease = None  # the lease id of the last transact
+        self.last_fence = None  # the fence of the last acquire or transact
         self._connect()
         if name is not None or token is not None:
             self.hello(name, token)
@@ -757,8 +763,9 @@ class Client:
         def finish(resp):
             self._lease = resp["lease"]
             self._ttl_ms = resp.get("ttl_ms", ttl_ms)
+            self.last_fence = resp.get("fence")
             return Lease(self, self._lease, self._ttl_ms,
-                         [Result(r) for r in resp.get("results", [])])
+                         [Result(r) for r in resp.get("results", [])], resp.get("fence"))
         return req, self._lock_timeout(wait_ms), False, finish
 
     def _op_query(self, sql, params):
@@ -782,6 +789,7 @@ class Client:
 
         def finish(resp):
             self.last_lease = resp.get("lease")
+            self.last_fence = resp.get("fence")
             return [Result(r) for r in resp.get("results", [])]
         return req, self._lock_timeout(wait_ms), True, finish
 
