@@ -22,6 +22,7 @@
 #include "proto/proto_response.h"
 #include "util/buf.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* The daemon's own codes and ours share one enum; the wire names come from
@@ -914,8 +915,9 @@ tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
 	if (tl->npending > 0)
 		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
-		                      "%zu pipelined requests await tablelock_receive()",
-		                      tl->npending);
+		                      "tablelock_receive() must first take the answer%s to %zu "
+		                      "pipelined request%s",
+		                      plural_s(tl->npending), tl->npending, plural_s(tl->npending));
 	if (tl->nevents == 0) {
 		if (tl->fd < 0)
 			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
@@ -1190,8 +1192,9 @@ tablelock_call_kind(struct tablelock *tl, json_t *request, enum tablelock_kind k
 	if (tl->npending > 0) {
 		json_decref(request);
 		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
-		                      "%zu pipelined requests await tablelock_receive()",
-		                      tl->npending);
+		                      "tablelock_receive() must first take the answer%s to %zu "
+		                      "pipelined request%s",
+		                      plural_s(tl->npending), tl->npending, plural_s(tl->npending));
 	}
 	if (tablelock_enqueue(tl, request, kind, nresults, ttl_ms) != 0)
 		return -1;
@@ -1276,8 +1279,8 @@ tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params
 	json_t *a = json_array();
 
 	if (nparams > 0 && params == NULL) {
-		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu params but no array", what,
-		               nparams);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu param%s but no array", what,
+		               nparams, plural_s(nparams));
 		json_decref(a);
 		return NULL;
 	}
@@ -1409,8 +1412,8 @@ tablelock_statements_json(struct tablelock *tl, json_t *request, const char *op,
 		return request;
 	if (statements == NULL) {
 		json_decref(request);
-		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu statements but no array", op,
-		               nstatements);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu statement%s but no array", op,
+		               nstatements, plural_s(nstatements));
 		return NULL;
 	}
 	list = json_array();
@@ -1446,7 +1449,8 @@ tablelock_results_take(struct tablelock *tl, json_t *resp, size_t expected,
 		return 0;
 	if (!json_is_array(rs) || json_array_size(rs) != expected)
 		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-		                      "tablelockd answered %s without %zu results", op, expected);
+		                      "tablelockd answered %s without %zu result%s", op, expected,
+		                      plural_s(expected));
 	for (size_t i = 0; results != NULL && i < nresults && i < expected; i++) {
 		results[i] = tablelock_result_from_json(json_array_get(rs, i), why, sizeof(why));
 		if (results[i] == NULL) {

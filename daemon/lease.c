@@ -63,6 +63,7 @@
 #include "proto/proto_table.h"
 #include "util/buf.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* The client's request on a lease, while it runs. */
@@ -1066,7 +1067,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
 	log_info("lease %llu: held by %s (%zu table%s, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(l->client), l->ntables,
-		 l->ntables == 1 ? "" : "s",
+		 plural_s(l->ntables),
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
 	if (committed && l->transact) {
 		/* A transact ran to its commit, even if a kill came too late to

@@ -10,6 +10,7 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "util/buf.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* A KILL QUERY waiting for the control session. */
@@ -376,7 +377,7 @@ pool_resize(struct pool *p, unsigned int size)
 
 	if (size == old)
 		return;
-	log_info("pool: %u -> %u session%s", old, size, size == 1 ? "" : "s");
+	log_info("pool: %u -> %u session%s", old, size, plural_s(size));
 	if (size > p->nsessions) {
 		p->sessions = xrealloc(p->sessions, size * sizeof(*p->sessions));
 		for (unsigned int i = p->nsessions; i < size; i++)
