@@ -216,10 +216,6 @@ static json_t *lease_commit_error(struct lease *l, const struct session_result *
 static bool lease_limited(void);
 static json_t *lease_too_large(struct lease *l, const struct session_result *r, size_t n);
 static void lease_commit_after(struct lease *l, enum lease_state from);
-static bool lease_is_word_char(unsigned char c);
-static bool lease_leading_word(const char *sql, size_t len, size_t *at);
-static bool lease_leading_do(const char *sql, size_t len, size_t *at);
-static bool lease_may_return_rows(const char *sql, size_t len);
 static enum proto_error lease_end_error(enum lease_end end);
 static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
 				    long index, struct session *s, struct buf *out, json_t **err);
@@ -454,89 +450,6 @@ lease_prepare_statement(struct client *c, const struct proto_statement *st, long
 	return false;
 }
 
-static bool
-lease_is_word_char(unsigned char c)
-{
-	return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-	       c >= 0x80;
-}
-
-/* Where a statement's first word starts: whitespace and comments are
- * skipped, and a versioned comment's opening (its content is code) too.
- * Conservative on purpose: it only decides how a statement travels in a
- * batch (lease_append_statements), never whether it may run. */
-static bool
-lease_leading_word(const char *sql, size_t len, size_t *at)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char ch = (unsigned char)sql[i];
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
-			i++;
-		} else if (ch == '#' || (ch == '-' && i + 2 <= len && sql[i + 1] == '-' &&
-					 (i + 2 == len || (unsigned char)sql[i + 2] <= ' '))) {
-			while (i < len && sql[i] != '\n')
-				i++;
-		} else if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {
-			size_t j = i + 2;
-			if (j < len && sql[j] == 'M')
-				j++;
-			if (j < len && sql[j] == '!') {
-				i = j + 1;
-				while (i < len && sql[i] >= '0' && sql[i] <= '9')
-					i++;
-				continue;
-			}
-			const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
-			if (end == NULL)
-				return false;
-			i = (size_t)(end - sql) + 2;
-		} else if (ch == '*' && i + 1 < len && sql[i + 1] == '/') {
-			i += 2; /* the end of a versioned comment opened above */
-		} else {
-			break;
-		}
-	}
-	if (i >= len || !lease_is_word_char((unsigned char)sql[i]))
-		return false;
-	*at = i;
-	return true;
-}
-
-/* Does the statement start with DO? */
-static bool
-lease_leading_do(const char *sql, size_t len, size_t *at)
-{
-	if (!lease_leading_word(sql, len, at) || *at + 2 > len ||
-	    strncasecmp(sql + *at, "DO", 2) != 0)
-		return false;
-	return *at + 2 == len || !lease_is_word_char((unsigned char)sql[*at + 2]);
-}
-
-/* May this statement return a result set (which max_rows or
- * max_result_bytes could refuse)? Conservative: only a statement that
- * starts with a write or SET, and never says RETURNING, cannot. */
-static bool
-lease_may_return_rows(const char *sql, size_t len)
-{
-	static const char *const quiet[] = {"UPDATE", "INSERT", "DELETE", "REPLACE", "SET"};
-	size_t at;
-
-	for (size_t i = 0; i + 9 <= len; i++)
-		if (strncasecmp(sql + i, "RETURNING", 9) == 0)
-			return true;
-	if (!lease_leading_word(sql, len, &at))
-		return true;
-	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
-		size_t wl = strlen(quiet[i]);
-		if (at + wl <= len && strncasecmp(sql + at, quiet[i], wl) == 0 &&
-		    (at + wl == len || !lease_is_word_char((unsigned char)sql[at + wl])))
-			return false;
-	}
-	return true;
-}
-
 /* Appends n firewalled, bound statements to l->sql, each after a "\n;"
  * (the newline ends a trailing "-- " comment; sqltext_statement_length()
  * drops the statement's own trailing ';'), and notes whether they may leave
@@ -565,7 +478,7 @@ lease_append_statements(struct lease *l, struct buf *out, const struct proto_sta
 		if (out->len > 0)
 			buf_append(out, "\n;", 2);
 		len = sqltext_statement_length(bound.data, bound.len);
-		if (lease_may_return_rows(bound.data, len))
+		if (sqltext_may_return_rows(bound.data, len))
 			l->batch_reads = true;
 		if (l->batch_n == l->batch_hidden_cap) {
 			/* Kept across batches: no allocation per statement. */
@@ -574,8 +487,9 @@ lease_append_statements(struct lease *l, struct buf *out, const struct proto_sta
 						   l->batch_hidden_cap * sizeof(*l->batch_hidden));
 		}
 		l->batch_hidden[l->batch_n] = false;
-		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
+		if (timeout_ms > 0 && sqltext_leading_do(bound.data, len, &at)) {
 			l->batch_hidden[l->batch_n] = true;
+			l->batch_reads = true; /* the SELECT's row */
 			buf_append(out, bound.data, at);
 			buf_append_str(out, "SELECT");
 			buf_append(out, bound.data + at + 2, len - at - 2);
