@@ -21,6 +21,7 @@
 #include "proto/proto_frame.h"
 #include "proto/proto_response.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/monotime.h"
 #include "util/plural.h"
 #include "util/xmalloc.h"
@@ -115,7 +116,6 @@ static int tablelock_fail(struct tablelock *tl, enum tablelock_code code, int sy
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void tablelock_error_from_event(struct tablelock_error *err,
                                        const struct tablelock_event *ev);
-static int tablelock_split_tcp(const char *spec, char **host, char **port);
 static int tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline);
 static int tablelock_open_unix(const char *path, int64_t deadline, struct tablelock_error *err,
                                const char *address);
@@ -356,28 +356,6 @@ tablelock_server_version(const struct tablelock *tl)
 
 /* ---------------------------------------------------------------- connect */
 
-/* "host:port" or "[v6]:port" into malloced parts. */
-static int
-tablelock_split_tcp(const char *spec, char **host, char **port)
-{
-	const char *colon;
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (close == NULL || close[1] != ':' || close[2] == '\0')
-			return -1;
-		*host = xstrndup(spec + 1, (size_t)(close - spec - 1));
-		*port = xstrdup(close + 2);
-		return 0;
-	}
-	colon = strrchr(spec, ':');
-	if (colon == NULL || colon == spec || colon[1] == '\0')
-		return -1;
-	*host = xstrndup(spec, (size_t)(colon - spec));
-	*port = xstrdup(colon + 1);
-	return 0;
-}
-
 /* Non-blocking connect, finished within the deadline. Returns 0 or an errno. */
 static int
 tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
@@ -457,20 +435,18 @@ tablelock_open_tcp(const char *spec, int64_t deadline, struct tablelock_error *e
                    const char *address)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	char *host = NULL, *port = NULL;
+	struct hostport hp;
+	char why[128];
 	int fd = -1, error = 0, one = 1, rc;
 
-	if (tablelock_split_tcp(spec, &host, &port) != 0) {
-		tablelock_error_set(err, TABLELOCK_ERR_USAGE, 0,
-		                    "address %s: expected tcp:HOST:PORT", address);
+	if (!hostport_parse(spec, "tcp:", &hp, why, sizeof(why))) {
+		tablelock_error_set(err, TABLELOCK_ERR_USAGE, 0, "address %s: %s", address, why);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, port, &hints, &res);
-	free(host);
-	free(port);
+	rc = getaddrinfo(hp.host, hp.port, &hints, &res);
 	if (rc != 0) {
 		tablelock_error_set(err, TABLELOCK_ERR_CONNECT, 0,
 		                    "cannot connect to tablelockd at %s: %s", address,

@@ -13,6 +13,7 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/monotime.h"
 #include "util/xmalloc.h"
 
@@ -220,34 +221,20 @@ metrics_health(struct evhttp_request *req, void *arg)
 int
 metrics_listen(const char *listen, char *err, size_t errsize)
 {
-	char host[256];
-	const char *colon;
-	char *end;
-	long port;
+	struct hostport hp;
+	char why[128];
 
 	if (listen != NULL && metrics_address != NULL && strcmp(listen, metrics_address) == 0)
 		return 0;
 	metrics_stop();
 	if (listen == NULL)
 		return 0;
-	colon = strrchr(listen, ':');
-	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host) || colon == listen) {
-		snprintf(err, errsize, "[metrics] listen %s: expected HOST:PORT", listen);
+	if (!hostport_parse(listen, "", &hp, why, sizeof(why))) {
+		snprintf(err, errsize, "[metrics] listen %s: %s", listen, why);
 		return -1;
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535) {
-		snprintf(err, errsize, "[metrics] listen %s: bad port", listen);
-		return -1;
-	}
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
 	}
 	metrics_http = evhttp_new(server.base);
-	if (evhttp_bind_socket(metrics_http, host, (ev_uint16_t)port) != 0) {
+	if (evhttp_bind_socket(metrics_http, hp.host, (ev_uint16_t)hp.port_number) != 0) {
 		snprintf(err, errsize, "[metrics] listen %s: cannot bind", listen);
 		evhttp_free(metrics_http);
 		metrics_http = NULL;

@@ -992,6 +992,18 @@ def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables)
         assert error_code(acquire(c, write=["t1"])) == "unavailable"
 
 
+def test_metrics_address_is_split_as_listen_lines_are(daemon):
+    """[metrics] listen is split by util/hostport.c, as listen lines and the
+    clients' addresses are: an IPv6 address needs its brackets ("::1:9470"
+    could be split two ways), and the daemon says so as it refuses to start."""
+    d = daemon(wait=False, metrics={"listen": "::1:9470"})
+    rc = d.proc.wait(timeout=scaled(10))
+    d.proc = None
+    assert rc == 1, d.log_text()
+    want = "tablelockd: [metrics] listen ::1:9470: an IPv6 address goes in brackets, as [::1]:7000"
+    assert want in d.log_text(), d.log_text()
+
+
 def test_reload_moves_the_metrics_endpoint(daemon):
     d, first = with_metrics(lambda **sections: start(daemon, **sections))
     assert http_get(first, "/healthz")[0] == 200
