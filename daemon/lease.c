@@ -150,17 +150,23 @@ static const unsigned lease_legal[LEASE__STATE_COUNT] = {
 };
 #undef TO
 
-static const char *const lease_end_names[LEASE_END__COUNT] = {
-	[LEASE_END_NONE] = "none",
-	[LEASE_END_COMMIT] = "committed",
-	[LEASE_END_ROLLBACK] = "rolled back",
-	[LEASE_END_EXPIRED] = "expired",
-	[LEASE_END_DISCONNECT] = "client disconnected",
-	[LEASE_END_SHUTDOWN] = "daemon shutdown",
-	[LEASE_END_REVOKED] = "revoked",
-	[LEASE_END_LOST] = "MySQL session lost",
-	[LEASE_END_LOCK_TIMEOUT] = "lock timeout",
-	[LEASE_END_FAILED] = "not acquired",
+/* Each ending's names (lease.h): for the log, the metrics outcome label and
+ * the status totals key. */
+static const struct {
+	const char *log;
+	const char *outcome;
+	const char *total;
+} lease_end_names[LEASE_END__COUNT] = {
+	[LEASE_END_NONE] = {"none", "failed", NULL},
+	[LEASE_END_COMMIT] = {"committed", "committed", "committed"},
+	[LEASE_END_ROLLBACK] = {"rolled back", "rolled_back", "rolled_back"},
+	[LEASE_END_EXPIRED] = {"expired", "expired", "expired"},
+	[LEASE_END_DISCONNECT] = {"client disconnected", "disconnected", "released_on_disconnect"},
+	[LEASE_END_LOCK_TIMEOUT] = {"lock timeout", "lock_timeout", "lock_timeouts"},
+	[LEASE_END_REVOKED] = {"revoked", "revoked", "revoked"},
+	[LEASE_END_LOST] = {"MySQL session lost", "lost", "lost"},
+	[LEASE_END_SHUTDOWN] = {"daemon shutdown", "shutdown", "shutdown"},
+	[LEASE_END_FAILED] = {"not acquired", "failed", NULL},
 };
 
 /* A LOCK TABLES that may wait longer than timeout_ms (the sessions'
@@ -237,7 +243,19 @@ lease_state_name(enum lease_state state)
 const char *
 lease_end_name(enum lease_end end)
 {
-	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end] : "?";
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].log : "?";
+}
+
+const char *
+lease_end_outcome(enum lease_end end)
+{
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].outcome : "failed";
+}
+
+const char *
+lease_end_total(enum lease_end end)
+{
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].total : NULL;
 }
 
 uint64_t

@@ -24,21 +24,6 @@ static const double metrics_bounds[METRICS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
 };
 
-/* Label values of tablelockd_leases_ended_total, by lease_end (server.totals
- * counts; a lease that ended without a reason counts as failed). */
-static const char *const metrics_outcomes[LEASE_END__COUNT] = {
-	[LEASE_END_NONE] = "failed",
-	[LEASE_END_COMMIT] = "committed",
-	[LEASE_END_ROLLBACK] = "rolled_back",
-	[LEASE_END_EXPIRED] = "expired",
-	[LEASE_END_DISCONNECT] = "disconnected",
-	[LEASE_END_SHUTDOWN] = "shutdown",
-	[LEASE_END_REVOKED] = "revoked",
-	[LEASE_END_LOST] = "lost",
-	[LEASE_END_LOCK_TIMEOUT] = "lock_timeout",
-	[LEASE_END_FAILED] = "failed",
-};
-
 static struct evhttp *metrics_http;
 static char *metrics_address;
 
@@ -105,12 +90,14 @@ metrics_render(struct buf *b)
 		    (double)census.oldest_held_us / 1e6);
 
 	METRICS_HEAD(b, "tablelockd_leases_ended_total", "counter", "Leases ended, by outcome.");
-	for (int i = 1; i < LEASE_END__COUNT; i++) {
+	/* server.totals counts; a lease that ended without a reason
+	 * (LEASE_END_NONE) counts as failed. */
+	for (int i = LEASE_END_NONE + 1; i < LEASE_END__COUNT; i++) {
 		uint64_t n = t->ended[i];
 		if (i == LEASE_END_FAILED)
 			n += t->ended[LEASE_END_NONE];
 		buf_appendf(b, "tablelockd_leases_ended_total{outcome=\"%s\"} %llu\n",
-			    metrics_outcomes[i], (unsigned long long)n);
+			    lease_end_outcome((enum lease_end)i), (unsigned long long)n);
 	}
 	METRICS_HEAD(b, "tablelockd_lock_timeouts_total", "counter",
 		     "Acquires that ran out of wait_ms.");

@@ -915,6 +915,11 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
             return m2(name, **labels) - m0(name, **labels)
 
         ended = "tablelockd_leases_ended_total"
+        # One series per outcome (lease.c's table of names), none twice.
+        outcomes = [dict(labels)["outcome"] for name, labels in m2.samples if name == ended]
+        assert sorted(outcomes) == sorted(["committed", "rolled_back", "expired", "disconnected",
+                                           "lock_timeout", "revoked", "lost", "shutdown",
+                                           "failed"]), outcomes
         assert delta(ended, outcome="committed") == 3
         assert delta(ended, outcome="rolled_back") == 1
         assert delta(ended, outcome="expired") == 1
