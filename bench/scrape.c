@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "util/hostport.h"
 #include "util/xmalloc.h"
 
 #define SCRAPE_TIMEOUT_S 5
@@ -22,17 +23,15 @@ static int scrape_connect(const char *hostport, char *err, size_t errlen);
 static int
 scrape_connect(const char *hostport, char *err, size_t errlen)
 {
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host)) {
-		snprintf(err, errlen, "metrics address '%s' is not host:port", hostport);
+	struct hostport hp;
+	char why[128];
+	if (!hostport_parse(hostport, "", &hp, why, sizeof(why))) {
+		snprintf(err, errlen, "metrics address '%s': %s", hostport, why);
 		return -1;
 	}
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai;
-	int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+	int gai = getaddrinfo(hp.host, hp.port, &hints, &ai);
 	if (gai != 0) {
 		snprintf(err, errlen, "metrics address '%s': %s", hostport, gai_strerror(gai));
 		return -1;

@@ -5,6 +5,7 @@
 
 #include "client/cli.h"
 #include "util/buf.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* Binary values show this many bytes as hex, then "…". */
@@ -106,13 +107,13 @@ cli_print_result(FILE *out, const struct tablelock_result *r)
 
 	if (ncols == 0) {
 		unsigned long long n = (unsigned long long)tablelock_result_affected_rows(r);
-		fprintf(out, "OK, %llu row%s affected", n, n == 1 ? "" : "s");
+		fprintf(out, "OK, %llu row%s affected", n, plural_s(n));
 		if (tablelock_result_insert_id(r) != 0)
 			fprintf(out, ", insert id %llu",
 			        (unsigned long long)tablelock_result_insert_id(r));
 		if (tablelock_result_warnings(r) != 0)
 			fprintf(out, ", %u warning%s", tablelock_result_warnings(r),
-			        tablelock_result_warnings(r) == 1 ? "" : "s");
+			        plural_s(tablelock_result_warnings(r)));
 		fputc('\n', out);
 		return;
 	}
@@ -144,10 +145,10 @@ cli_print_result(FILE *out, const struct tablelock_result *r)
 		for (size_t c = 0; c < ncols; c++)
 			print_padded(out, cells[row * ncols + c], width[c], right[c],
 			             c == ncols - 1);
-	fprintf(out, "(%zu row%s", nrows, nrows == 1 ? "" : "s");
+	fprintf(out, "(%zu row%s", nrows, plural_s(nrows));
 	if (tablelock_result_warnings(r) != 0)
 		fprintf(out, ", %u warning%s", tablelock_result_warnings(r),
-		        tablelock_result_warnings(r) == 1 ? "" : "s");
+		        plural_s(tablelock_result_warnings(r)));
 	fputs(")\n", out);
 	for (size_t i = 0; i < nrows * ncols; i++)
 		free(cells[i]);

@@ -10,6 +10,7 @@
 
 #include "client/cli.h"
 #include "util/buf.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 #define STATUS_NCOLUMNS 9
@@ -200,8 +201,8 @@ status_render(struct buf *out, const struct tablelock_status *s)
 	cli_format_duration(up, sizeof(up), s->uptime_ms);
 	buf_appendf(out,
 	            "%zu lease%s: %zu held, %zu locking, %zu waiting; %lld client%s; up %s\n\n",
-	            s->nleases, s->nleases == 1 ? "" : "s", held, locking, waiting,
-	            (long long)s->clients, s->clients == 1 ? "" : "s", up);
+	            s->nleases, plural_s(s->nleases), held, locking, waiting,
+	            (long long)s->clients, plural_s(s->clients), up);
 	for (size_t i = 0; i <= s->nleases; i++) {
 		const char *const *cell = i == 0 ? head : (const char *const *)rows[i - 1].cell;
 		for (size_t c = 0; c < STATUS_NCOLUMNS; c++) {
@@ -219,16 +220,18 @@ status_render(struct buf *out, const struct tablelock_status *s)
 	if (s->nleases == 0)
 		buf_append_str(out, "(no leases)\n");
 	buf_appendf(out,
-	            "\npool:   %lld sessions: %lld busy, %lld idle, %lld connecting, %lld broken\n",
-	            (long long)s->pool.size, (long long)s->pool.busy, (long long)s->pool.idle,
+	            "\npool:   %lld session%s: %lld busy, %lld idle, %lld connecting, %lld broken\n",
+	            (long long)s->pool.size, plural_s(s->pool.size),
+	            (long long)s->pool.busy, (long long)s->pool.idle,
 	            (long long)s->pool.connecting, (long long)s->pool.broken);
 	buf_appendf(out,
 	            "totals: %lld acquired, %lld committed, %lld rolled back, %lld expired, "
-	            "%lld released on disconnect,\n        %lld lock timeouts, %lld revoked, "
+	            "%lld released on disconnect,\n        %lld lock timeout%s, %lld revoked, "
 	            "%lld lost, %lld ended by shutdown\n",
 	            (long long)s->totals.acquired, (long long)s->totals.committed,
 	            (long long)s->totals.rolled_back, (long long)s->totals.expired,
 	            (long long)s->totals.released_on_disconnect, (long long)s->totals.lock_timeouts,
+	            plural_s(s->totals.lock_timeouts),
 	            (long long)s->totals.revoked, (long long)s->totals.lost,
 	            (long long)s->totals.shutdown);
 

@@ -21,7 +21,9 @@
 #include "proto/proto_frame.h"
 #include "proto/proto_response.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* The daemon's own codes and ours share one enum; the wire names come from
@@ -114,7 +116,6 @@ static int tablelock_fail(struct tablelock *tl, enum tablelock_code code, int sy
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void tablelock_error_from_event(struct tablelock_error *err,
                                        const struct tablelock_event *ev);
-static int tablelock_split_tcp(const char *spec, char **host, char **port);
 static int tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline);
 static int tablelock_open_unix(const char *path, int64_t deadline, struct tablelock_error *err,
                                const char *address);
@@ -355,28 +356,6 @@ tablelock_server_version(const struct tablelock *tl)
 
 /* ---------------------------------------------------------------- connect */
 
-/* "host:port" or "[v6]:port" into malloced parts. */
-static int
-tablelock_split_tcp(const char *spec, char **host, char **port)
-{
-	const char *colon;
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (close == NULL || close[1] != ':' || close[2] == '\0')
-			return -1;
-		*host = xstrndup(spec + 1, (size_t)(close - spec - 1));
-		*port = xstrdup(close + 2);
-		return 0;
-	}
-	colon = strrchr(spec, ':');
-	if (colon == NULL || colon == spec || colon[1] == '\0')
-		return -1;
-	*host = xstrndup(spec, (size_t)(colon - spec));
-	*port = xstrdup(colon + 1);
-	return 0;
-}
-
 /* Non-blocking connect, finished within the deadline. Returns 0 or an errno. */
 static int
 tablelock_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
@@ -456,20 +435,18 @@ tablelock_open_tcp(const char *spec, int64_t deadline, struct tablelock_error *e
                    const char *address)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	char *host = NULL, *port = NULL;
+	struct hostport hp;
+	char why[128];
 	int fd = -1, error = 0, one = 1, rc;
 
-	if (tablelock_split_tcp(spec, &host, &port) != 0) {
-		tablelock_error_set(err, TABLELOCK_ERR_USAGE, 0,
-		                    "address %s: expected tcp:HOST:PORT", address);
+	if (!hostport_parse(spec, "tcp:", &hp, why, sizeof(why))) {
+		tablelock_error_set(err, TABLELOCK_ERR_USAGE, 0, "address %s: %s", address, why);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, port, &hints, &res);
-	free(host);
-	free(port);
+	rc = getaddrinfo(hp.host, hp.port, &hints, &res);
 	if (rc != 0) {
 		tablelock_error_set(err, TABLELOCK_ERR_CONNECT, 0,
 		                    "cannot connect to tablelockd at %s: %s", address,
@@ -914,8 +891,9 @@ tablelock_poll(struct tablelock *tl, struct tablelock_event *ev, int timeout_ms)
 	tablelock_error_set(&tl->error, TABLELOCK_OK, 0, "no error");
 	if (tl->npending > 0)
 		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
-		                      "%zu pipelined requests await tablelock_receive()",
-		                      tl->npending);
+		                      "tablelock_receive() must first take the answer%s to %zu "
+		                      "pipelined request%s",
+		                      plural_s(tl->npending), tl->npending, plural_s(tl->npending));
 	if (tl->nevents == 0) {
 		if (tl->fd < 0)
 			return tablelock_fail(tl, TABLELOCK_ERR_CLOSED, 0,
@@ -1190,8 +1168,9 @@ tablelock_call_kind(struct tablelock *tl, json_t *request, enum tablelock_kind k
 	if (tl->npending > 0) {
 		json_decref(request);
 		return tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0,
-		                      "%zu pipelined requests await tablelock_receive()",
-		                      tl->npending);
+		                      "tablelock_receive() must first take the answer%s to %zu "
+		                      "pipelined request%s",
+		                      plural_s(tl->npending), tl->npending, plural_s(tl->npending));
 	}
 	if (tablelock_enqueue(tl, request, kind, nresults, ttl_ms) != 0)
 		return -1;
@@ -1276,8 +1255,8 @@ tablelock_params_json(struct tablelock *tl, const struct tablelock_param *params
 	json_t *a = json_array();
 
 	if (nparams > 0 && params == NULL) {
-		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu params but no array", what,
-		               nparams);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu param%s but no array", what,
+		               nparams, plural_s(nparams));
 		json_decref(a);
 		return NULL;
 	}
@@ -1409,8 +1388,8 @@ tablelock_statements_json(struct tablelock *tl, json_t *request, const char *op,
 		return request;
 	if (statements == NULL) {
 		json_decref(request);
-		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu statements but no array", op,
-		               nstatements);
+		tablelock_fail(tl, TABLELOCK_ERR_USAGE, 0, "%s: %zu statement%s but no array", op,
+		               nstatements, plural_s(nstatements));
 		return NULL;
 	}
 	list = json_array();
@@ -1446,7 +1425,8 @@ tablelock_results_take(struct tablelock *tl, json_t *resp, size_t expected,
 		return 0;
 	if (!json_is_array(rs) || json_array_size(rs) != expected)
 		return tablelock_fail(tl, TABLELOCK_ERR_PROTOCOL, 0,
-		                      "tablelockd answered %s without %zu results", op, expected);
+		                      "tablelockd answered %s without %zu result%s", op, expected,
+		                      plural_s(expected));
 	for (size_t i = 0; results != NULL && i < nresults && i < expected; i++) {
 		results[i] = tablelock_result_from_json(json_array_get(rs, i), why, sizeof(why));
 		if (results[i] == NULL) {

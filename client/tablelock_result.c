@@ -9,6 +9,7 @@
 #include "client/tablelock.h"
 #include "client/tablelock_private.h"
 #include "proto/proto_bytes.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* One cell, decoded once: typed access and text both read from here. */
@@ -148,7 +149,8 @@ tablelock_result_from_json(const json_t *obj, char *why, size_t whysize)
 	for (size_t i = 0; i < json_array_size(rows); i++) {
 		const json_t *row = json_array_get(rows, i);
 		if (!json_is_array(row) || json_array_size(row) != r->ncolumns) {
-			snprintf(why, whysize, "row %zu does not have %zu values", i, r->ncolumns);
+			snprintf(why, whysize, "row %zu does not have %zu value%s", i, r->ncolumns,
+			         plural_s(r->ncolumns));
 			goto fail;
 		}
 		r->nrows++;

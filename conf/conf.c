@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/xmalloc.h"
 
 /*
@@ -354,7 +355,8 @@ conf_parse_mode(const struct conf_key *k, const char *value, struct conf *c, cha
 	return true;
 }
 
-/* "unix:PATH" (absolute or relative) or "tcp:HOST:PORT", IPv6 as "tcp:[::1]:PORT". */
+/* "unix:PATH" (absolute or relative), or "tcp:" or "tls:" and HOST:PORT
+ * (util/hostport.h), IPv6 as "tcp:[::1]:PORT". */
 static bool
 conf_parse_listen(const struct conf_key *k, const char *value, struct conf *c, char *why,
 		  size_t whysize)
@@ -371,42 +373,11 @@ conf_parse_listen(const struct conf_key *k, const char *value, struct conf *c, c
 			return false;
 		}
 	} else if (strncmp(value, "tcp:", 4) == 0 || strncmp(value, "tls:", 4) == 0) {
-		const char *host = value + 4, *host_end, *colon;
-		if (*host == '[') {
-			host_end = strchr(host, ']');
-			if (host_end == NULL || host_end == host + 1 || host_end[1] != ':') {
-				snprintf(why, whysize, "must be tcp:[IPV6]:PORT, as tcp:[::1]:7000");
-				return false;
-			}
-			colon = host_end + 1;
-		} else {
-			colon = strrchr(host, ':');
-			host_end = colon;
-			if (colon != NULL && memchr(host, ':', (size_t)(colon - host)) != NULL) {
-				snprintf(why, whysize,
-					 "an IPv6 address goes in brackets, as tcp:[::1]:7000");
-				return false;
-			}
-		}
-		if (colon == NULL || host_end == host) {
-			snprintf(why, whysize,
-				 "must be tcp:HOST:PORT, as tcp:127.0.0.1:7000 (tcp:0.0.0.0:PORT "
-				 "for every address)");
+		struct hostport hp;
+		char scheme[5];
+		snprintf(scheme, sizeof scheme, "%.4s", value);
+		if (!hostport_parse(value + 4, scheme, &hp, why, whysize))
 			return false;
-		}
-		for (const char *q = host; q < host_end; q++) {
-			if (isspace((unsigned char)*q)) {
-				snprintf(why, whysize, "the host contains a space");
-				return false;
-			}
-		}
-		uint64_t port;
-		const char *end;
-		if (!conf_digits(colon + 1, 10, &port, &end) || *end != '\0' || port < 1 ||
-		    port > 65535) {
-			snprintf(why, whysize, "the port must be an integer between 1 and 65535");
-			return false;
-		}
 	} else {
 		snprintf(why, whysize, "must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT");
 		return false;

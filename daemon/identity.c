@@ -9,14 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "conf/conf.h"
 #include "daemon/log.h"
 #include "util/xmalloc.h"
 
-/* Connections and waits open per identity label. */
+/* Connections and waits open per identity label, in a chained hash table
+ * by label; freed when the last client or lease lets go of it. */
 struct identity_count {
-	struct identity_count *next;
+	LIST_ENTRY(identity_count) bucket;
 	unsigned int refs;
 	unsigned int connections;
 	unsigned int waiting;
@@ -24,7 +26,7 @@ struct identity_count {
 };
 
 #define IDENTITY_BUCKETS 1024
-static struct identity_count *identity_table[IDENTITY_BUCKETS];
+static LIST_HEAD(identity_bucket, identity_count) identity_table[IDENTITY_BUCKETS];
 
 /* uid -> names, looked up once: the user database may be slow (NSS), and
  * a daemon serving one or a few local users asks about the same uids. */
@@ -195,14 +197,13 @@ identity_attach(struct identity *id)
 
 	identity_detach(id);
 	h = identity_hash(id->label);
-	for (e = identity_table[h]; e != NULL; e = e->next)
+	LIST_FOREACH(e, &identity_table[h], bucket)
 		if (strcmp(e->label, id->label) == 0)
 			break;
 	if (e == NULL) {
 		e = xcalloc(1, sizeof(*e));
 		snprintf(e->label, sizeof(e->label), "%s", id->label);
-		e->next = identity_table[h];
-		identity_table[h] = e;
+		LIST_INSERT_HEAD(&identity_table[h], e, bucket);
 	}
 	e->refs++;
 	id->count = e;
@@ -211,19 +212,14 @@ identity_attach(struct identity *id)
 void
 identity_detach(struct identity *id)
 {
-	struct identity_count *e = id->count, **pp;
+	struct identity_count *e = id->count;
 
 	if (e == NULL)
 		return;
 	id->count = NULL;
 	if (--e->refs > 0)
 		return;
-	for (pp = &identity_table[identity_hash(e->label)]; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
+	LIST_REMOVE(e, bucket);
 	free(e);
 }
 

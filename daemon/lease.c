@@ -63,6 +63,7 @@
 #include "proto/proto_table.h"
 #include "util/buf.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 /* The client's request on a lease, while it runs. */
@@ -149,17 +150,23 @@ static const unsigned lease_legal[LEASE__STATE_COUNT] = {
 };
 #undef TO
 
-static const char *const lease_end_names[LEASE_END__COUNT] = {
-	[LEASE_END_NONE] = "none",
-	[LEASE_END_COMMIT] = "committed",
-	[LEASE_END_ROLLBACK] = "rolled back",
-	[LEASE_END_EXPIRED] = "expired",
-	[LEASE_END_DISCONNECT] = "client disconnected",
-	[LEASE_END_SHUTDOWN] = "daemon shutdown",
-	[LEASE_END_REVOKED] = "revoked",
-	[LEASE_END_LOST] = "MySQL session lost",
-	[LEASE_END_LOCK_TIMEOUT] = "lock timeout",
-	[LEASE_END_FAILED] = "not acquired",
+/* Each ending's names (lease.h): for the log, the metrics outcome label and
+ * the status totals key. */
+static const struct {
+	const char *log;
+	const char *outcome;
+	const char *total;
+} lease_end_names[LEASE_END__COUNT] = {
+	[LEASE_END_NONE] = {"none", "failed", NULL},
+	[LEASE_END_COMMIT] = {"committed", "committed", "committed"},
+	[LEASE_END_ROLLBACK] = {"rolled back", "rolled_back", "rolled_back"},
+	[LEASE_END_EXPIRED] = {"expired", "expired", "expired"},
+	[LEASE_END_DISCONNECT] = {"client disconnected", "disconnected", "released_on_disconnect"},
+	[LEASE_END_LOCK_TIMEOUT] = {"lock timeout", "lock_timeout", "lock_timeouts"},
+	[LEASE_END_REVOKED] = {"revoked", "revoked", "revoked"},
+	[LEASE_END_LOST] = {"MySQL session lost", "lost", "lost"},
+	[LEASE_END_SHUTDOWN] = {"daemon shutdown", "shutdown", "shutdown"},
+	[LEASE_END_FAILED] = {"not acquired", "failed", NULL},
 };
 
 /* A LOCK TABLES that may wait longer than timeout_ms (the sessions'
@@ -215,10 +222,6 @@ static json_t *lease_commit_error(struct lease *l, const struct session_result *
 static bool lease_limited(void);
 static json_t *lease_too_large(struct lease *l, const struct session_result *r, size_t n);
 static void lease_commit_after(struct lease *l, enum lease_state from);
-static bool lease_is_word_char(unsigned char c);
-static bool lease_leading_word(const char *sql, size_t len, size_t *at);
-static bool lease_leading_do(const char *sql, size_t len, size_t *at);
-static bool lease_may_return_rows(const char *sql, size_t len);
 static enum proto_error lease_end_error(enum lease_end end);
 static bool lease_prepare_statement(struct client *c, const struct proto_statement *st,
 				    long index, struct session *s, struct buf *out, json_t **err);
@@ -240,7 +243,19 @@ lease_state_name(enum lease_state state)
 const char *
 lease_end_name(enum lease_end end)
 {
-	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end] : "?";
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].log : "?";
+}
+
+const char *
+lease_end_outcome(enum lease_end end)
+{
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].outcome : "failed";
+}
+
+const char *
+lease_end_total(enum lease_end end)
+{
+	return (unsigned)end < LEASE_END__COUNT ? lease_end_names[end].total : NULL;
 }
 
 uint64_t
@@ -453,89 +468,6 @@ lease_prepare_statement(struct client *c, const struct proto_statement *st, long
 	return false;
 }
 
-static bool
-lease_is_word_char(unsigned char c)
-{
-	return c == '_' || c == '$' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-	       c >= 0x80;
-}
-
-/* Where a statement's first word starts: whitespace and comments are
- * skipped, and a versioned comment's opening (its content is code) too.
- * Conservative on purpose: it only decides how a statement travels in a
- * batch (lease_append_statements), never whether it may run. */
-static bool
-lease_leading_word(const char *sql, size_t len, size_t *at)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char ch = (unsigned char)sql[i];
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
-			i++;
-		} else if (ch == '#' || (ch == '-' && i + 2 <= len && sql[i + 1] == '-' &&
-					 (i + 2 == len || (unsigned char)sql[i + 2] <= ' '))) {
-			while (i < len && sql[i] != '\n')
-				i++;
-		} else if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {
-			size_t j = i + 2;
-			if (j < len && sql[j] == 'M')
-				j++;
-			if (j < len && sql[j] == '!') {
-				i = j + 1;
-				while (i < len && sql[i] >= '0' && sql[i] <= '9')
-					i++;
-				continue;
-			}
-			const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
-			if (end == NULL)
-				return false;
-			i = (size_t)(end - sql) + 2;
-		} else if (ch == '*' && i + 1 < len && sql[i + 1] == '/') {
-			i += 2; /* the end of a versioned comment opened above */
-		} else {
-			break;
-		}
-	}
-	if (i >= len || !lease_is_word_char((unsigned char)sql[i]))
-		return false;
-	*at = i;
-	return true;
-}
-
-/* Does the statement start with DO? */
-static bool
-lease_leading_do(const char *sql, size_t len, size_t *at)
-{
-	if (!lease_leading_word(sql, len, at) || *at + 2 > len ||
-	    strncasecmp(sql + *at, "DO", 2) != 0)
-		return false;
-	return *at + 2 == len || !lease_is_word_char((unsigned char)sql[*at + 2]);
-}
-
-/* May this statement return a result set (which max_rows or
- * max_result_bytes could refuse)? Conservative: only a statement that
- * starts with a write or SET, and never says RETURNING, cannot. */
-static bool
-lease_may_return_rows(const char *sql, size_t len)
-{
-	static const char *const quiet[] = {"UPDATE", "INSERT", "DELETE", "REPLACE", "SET"};
-	size_t at;
-
-	for (size_t i = 0; i + 9 <= len; i++)
-		if (strncasecmp(sql + i, "RETURNING", 9) == 0)
-			return true;
-	if (!lease_leading_word(sql, len, &at))
-		return true;
-	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
-		size_t wl = strlen(quiet[i]);
-		if (at + wl <= len && strncasecmp(sql + at, quiet[i], wl) == 0 &&
-		    (at + wl == len || !lease_is_word_char((unsigned char)sql[at + wl])))
-			return false;
-	}
-	return true;
-}
-
 /* Appends n firewalled, bound statements to l->sql, each after a "\n;"
  * (the newline ends a trailing "-- " comment; sqltext_statement_length()
  * drops the statement's own trailing ';'), and notes whether they may leave
@@ -564,7 +496,7 @@ lease_append_statements(struct lease *l, struct buf *out, const struct proto_sta
 		if (out->len > 0)
 			buf_append(out, "\n;", 2);
 		len = sqltext_statement_length(bound.data, bound.len);
-		if (lease_may_return_rows(bound.data, len))
+		if (sqltext_may_return_rows(bound.data, len))
 			l->batch_reads = true;
 		if (l->batch_n == l->batch_hidden_cap) {
 			/* Kept across batches: no allocation per statement. */
@@ -573,8 +505,9 @@ lease_append_statements(struct lease *l, struct buf *out, const struct proto_sta
 						   l->batch_hidden_cap * sizeof(*l->batch_hidden));
 		}
 		l->batch_hidden[l->batch_n] = false;
-		if (timeout_ms > 0 && lease_leading_do(bound.data, len, &at)) {
+		if (timeout_ms > 0 && sqltext_leading_do(bound.data, len, &at)) {
 			l->batch_hidden[l->batch_n] = true;
+			l->batch_reads = true; /* the SELECT's row */
 			buf_append(out, bound.data, at);
 			buf_append_str(out, "SELECT");
 			buf_append(out, bound.data + at + 2, len - at - 2);
@@ -1066,7 +999,7 @@ lease_locking_done(struct lease *l, struct session_result *r, size_t n)
 	metrics_observe(&metrics.lock_wait, (double)(l->held_us - l->created_us) / 1e6);
 	log_info("lease %llu: held by %s (%zu table%s, waited %llu ms, ttl %lld ms)",
 		 (unsigned long long)l->id, client_label(l->client), l->ntables,
-		 l->ntables == 1 ? "" : "s",
+		 plural_s(l->ntables),
 		 (unsigned long long)((l->held_us - l->created_us) / 1000), (long long)l->ttl_ms);
 	if (committed && l->transact) {
 		/* A transact ran to its commit, even if a kill came too late to

@@ -36,23 +36,31 @@ enum lease_phase {
 	LEASE_PHASE_ENDING,	/* RELEASING, ENDED */
 };
 
-/* How a lease ended (or is ending). Recorded once: the first reason wins. */
+/* How a lease ended (or is ending). Recorded once: the first reason wins.
+ * In the order status lists its totals (proto/PROTOCOL.md, status). */
 enum lease_end {
 	LEASE_END_NONE,
 	LEASE_END_COMMIT,
 	LEASE_END_ROLLBACK,
 	LEASE_END_EXPIRED,
 	LEASE_END_DISCONNECT,
-	LEASE_END_SHUTDOWN,
+	LEASE_END_LOCK_TIMEOUT,
 	LEASE_END_REVOKED,
 	LEASE_END_LOST,
-	LEASE_END_LOCK_TIMEOUT,
+	LEASE_END_SHUTDOWN,
 	LEASE_END_FAILED,	/* never held: LOCK TABLES failed, MySQL down, … */
 	LEASE_END__COUNT
 };
 
 const char *lease_state_name(enum lease_state state);
+/* The names of an ending, all kept in one table in lease.c: for the log
+ * ("rolled back"); the outcome label of tablelockd_leases_ended_total
+ * ("rolled_back"; NONE counts as "failed"); and the key of status's totals
+ * ("rolled_back"; NULL for NONE and FAILED, which status does not list).
+ * The last two are wire names (README.md's metrics, proto/PROTOCOL.md). */
 const char *lease_end_name(enum lease_end end);
+const char *lease_end_outcome(enum lease_end end);
+const char *lease_end_total(enum lease_end end);
 
 /* Starts an acquire (req->op ACQUIRE) or a one-shot transact (TRANSACT)
  * for c; the answer is sent to c later (or now, for immediate errors). */

@@ -19,6 +19,7 @@
 #include "daemon/client.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
 struct listener {
@@ -258,7 +259,7 @@ listener_open_all(const struct conf *c, char *err, size_t errsize)
 	if (passed > 0) {
 		if (c->nlisten > 0)
 			log_info("socket activation: using %d passed socket%s, not the listen lines",
-				 passed, passed == 1 ? "" : "s");
+				 passed, plural_s(passed));
 		return listener_adopt(passed, err, errsize);
 	}
 	listeners = xcalloc(c->nlisten, sizeof(*listeners));

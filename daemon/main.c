@@ -23,6 +23,7 @@
 #include "daemon/server.h"
 #include "daemon/tls.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 
 #define MAIN_DEFAULT_CONF "/etc/tablelockd/tablelockd.conf"
 
@@ -187,7 +188,7 @@ main(int argc, char **argv)
 	notify_start();
 	pool_start(server.pool);
 	log_info("tablelockd %s started (pool of %u session%s, %s)", TABLELOCK_VERSION,
-		 server.conf.pool_size, server.conf.pool_size == 1 ? "" : "s",
+		 server.conf.pool_size, plural_s(server.conf.pool_size),
 		 server.conf.socket != NULL ? server.conf.socket
 					    : server.conf.host != NULL ? server.conf.host
 								       : "default MySQL socket");

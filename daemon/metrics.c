@@ -13,6 +13,7 @@
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/monotime.h"
 #include "util/xmalloc.h"
 
@@ -21,21 +22,6 @@ struct metrics metrics;
 /* Upper bounds in seconds: from a local round trip to a long wait. */
 static const double metrics_bounds[METRICS_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
-};
-
-/* Label values of tablelockd_leases_ended_total, by lease_end (server.totals
- * counts; a lease that ended without a reason counts as failed). */
-static const char *const metrics_outcomes[LEASE_END__COUNT] = {
-	[LEASE_END_NONE] = "failed",
-	[LEASE_END_COMMIT] = "committed",
-	[LEASE_END_ROLLBACK] = "rolled_back",
-	[LEASE_END_EXPIRED] = "expired",
-	[LEASE_END_DISCONNECT] = "disconnected",
-	[LEASE_END_SHUTDOWN] = "shutdown",
-	[LEASE_END_REVOKED] = "revoked",
-	[LEASE_END_LOST] = "lost",
-	[LEASE_END_LOCK_TIMEOUT] = "lock_timeout",
-	[LEASE_END_FAILED] = "failed",
 };
 
 static struct evhttp *metrics_http;
@@ -104,12 +90,14 @@ metrics_render(struct buf *b)
 		    (double)census.oldest_held_us / 1e6);
 
 	METRICS_HEAD(b, "tablelockd_leases_ended_total", "counter", "Leases ended, by outcome.");
-	for (int i = 1; i < LEASE_END__COUNT; i++) {
+	/* server.totals counts; a lease that ended without a reason
+	 * (LEASE_END_NONE) counts as failed. */
+	for (int i = LEASE_END_NONE + 1; i < LEASE_END__COUNT; i++) {
 		uint64_t n = t->ended[i];
 		if (i == LEASE_END_FAILED)
 			n += t->ended[LEASE_END_NONE];
 		buf_appendf(b, "tablelockd_leases_ended_total{outcome=\"%s\"} %llu\n",
-			    metrics_outcomes[i], (unsigned long long)n);
+			    lease_end_outcome((enum lease_end)i), (unsigned long long)n);
 	}
 	METRICS_HEAD(b, "tablelockd_lock_timeouts_total", "counter",
 		     "Acquires that ran out of wait_ms.");
@@ -220,34 +208,20 @@ metrics_health(struct evhttp_request *req, void *arg)
 int
 metrics_listen(const char *listen, char *err, size_t errsize)
 {
-	char host[256];
-	const char *colon;
-	char *end;
-	long port;
+	struct hostport hp;
+	char why[128];
 
 	if (listen != NULL && metrics_address != NULL && strcmp(listen, metrics_address) == 0)
 		return 0;
 	metrics_stop();
 	if (listen == NULL)
 		return 0;
-	colon = strrchr(listen, ':');
-	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host) || colon == listen) {
-		snprintf(err, errsize, "[metrics] listen %s: expected HOST:PORT", listen);
+	if (!hostport_parse(listen, "", &hp, why, sizeof(why))) {
+		snprintf(err, errsize, "[metrics] listen %s: %s", listen, why);
 		return -1;
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535) {
-		snprintf(err, errsize, "[metrics] listen %s: bad port", listen);
-		return -1;
-	}
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
 	}
 	metrics_http = evhttp_new(server.base);
-	if (evhttp_bind_socket(metrics_http, host, (ev_uint16_t)port) != 0) {
+	if (evhttp_bind_socket(metrics_http, hp.host, (ev_uint16_t)hp.port_number) != 0) {
 		snprintf(err, errsize, "[metrics] listen %s: cannot bind", listen);
 		evhttp_free(metrics_http);
 		metrics_http = NULL;

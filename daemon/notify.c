@@ -9,6 +9,7 @@
 
 #include "daemon/server.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 
 /* sd_notify() is a no-op returning 0 when NOTIFY_SOCKET is unset, so all
  * of this costs nothing outside systemd. */
@@ -47,8 +48,8 @@ notify_status_cb(evutil_socket_t fd, short what, void *arg)
 	server_census(&census);
 	waiting = census.waiting + census.locking;
 	snprintf(status, sizeof(status), "STATUS=%s%u lease%s held, %u waiting, %u client%s",
-		 server.shutting_down ? "draining: " : "", census.held, census.held == 1 ? "" : "s",
-		 waiting, server.nclients, server.nclients == 1 ? "" : "s");
+		 server.shutting_down ? "draining: " : "", census.held, plural_s(census.held),
+		 waiting, server.nclients, plural_s(server.nclients));
 	if (strcmp(status, notify_last_status) != 0) {
 		sd_notify(0, status);
 		snprintf(notify_last_status, sizeof(notify_last_status), "%s", status);

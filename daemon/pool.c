@@ -3,17 +3,18 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "conf/conf.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
 #include "daemon/session.h"
 #include "util/buf.h"
+#include "util/plural.h"
 #include "util/xmalloc.h"
 
-/* A KILL QUERY waiting for the control session. */
+/* A KILL QUERY for the control session to send: queued, then running. */
 struct pool_kill {
+	TAILQ_ENTRY(pool_kill) entry;	/* p->kills, while it waits */
 	struct session *target;
 	unsigned long thread_id;
 };
@@ -29,11 +30,8 @@ struct pool {
 	bool reachable;		/* the last connection attempt succeeded */
 	bool closing;
 
-	struct pool_kill *kills; /* FIFO of pending kills */
-	size_t nkills;
-	size_t killcap;
-	struct pool_kill kill_running;
-	bool kill_busy;
+	TAILQ_HEAD(, pool_kill) kills;	/* waiting for the control session, in order */
+	struct pool_kill *kill_running;	/* sent, not answered yet; NULL when none */
 
 	/* One other query for the control session (status's outside
 	 * blockers), run when no kill is waiting: kills go first. */
@@ -62,6 +60,7 @@ pool_new(struct event_base *base, const struct conf *conf)
 		p->sessions[i] = session_new(p, i + 1, false);
 	p->control = session_new(p, 0, true);
 	TAILQ_INIT(&p->waiters);
+	TAILQ_INIT(&p->kills);
 	p->reachable = true;
 	return p;
 }
@@ -190,17 +189,11 @@ pool_session_down(struct pool *p, struct session *s, bool connect_failed, const 
 		return;
 	if (s == p->control) {
 		log_warnx("control session: %s", why);
-		if (p->kill_busy) {
-			/* The kill did not go through: try it again once the
+		if (p->kill_running != NULL) {
+			/* The kill did not go through: it goes first once the
 			 * control session is back. */
-			p->kill_busy = false;
-			if (p->nkills == p->killcap) {
-				p->killcap = p->killcap ? p->killcap * 2 : 8;
-				p->kills = xrealloc(p->kills, p->killcap * sizeof(*p->kills));
-			}
-			memmove(p->kills + 1, p->kills, p->nkills * sizeof(*p->kills));
-			p->kills[0] = p->kill_running;
-			p->nkills++;
+			TAILQ_INSERT_HEAD(&p->kills, p->kill_running, entry);
+			p->kill_running = NULL;
 		}
 		return;
 	}
@@ -228,27 +221,29 @@ void
 pool_kill_query(struct pool *p, struct session *target)
 {
 	unsigned long id = session_thread_id(target);
+	struct pool_kill *k;
 
 	if (id == 0)
 		return;
 	session_kill_begin(target);
-	if (p->nkills == p->killcap) {
-		p->killcap = p->killcap ? p->killcap * 2 : 8;
-		p->kills = xrealloc(p->kills, p->killcap * sizeof(*p->kills));
-	}
-	p->kills[p->nkills++] = (struct pool_kill){target, id};
+	k = xcalloc(1, sizeof(*k));
+	k->target = target;
+	k->thread_id = id;
+	TAILQ_INSERT_TAIL(&p->kills, k, entry);
 	pool_kill_next(p);
 }
 
 static void
 pool_kill_next(struct pool *p)
 {
+	struct pool_kill *k;
 	char sql[64];
 	int n;
 
-	if (p->kill_busy || p->control_busy || session_get_state(p->control) != SESSION_IDLE)
+	if (p->kill_running != NULL || p->control_busy ||
+	    session_get_state(p->control) != SESSION_IDLE)
 		return;
-	if (p->nkills == 0) {
+	if ((k = TAILQ_FIRST(&p->kills)) == NULL) {
 		if (p->control_done != NULL) {
 			p->control_busy = true;
 			session_query(p->control, p->control_sql.data, p->control_sql.len,
@@ -256,13 +251,10 @@ pool_kill_next(struct pool *p)
 		}
 		return;
 	}
-	p->kill_running = p->kills[0];
-	memmove(p->kills, p->kills + 1, (p->nkills - 1) * sizeof(*p->kills));
-	p->nkills--;
-	p->kill_busy = true;
-	n = snprintf(sql, sizeof(sql), "KILL QUERY %lu", p->kill_running.thread_id);
-	log_debug("session %u: KILL QUERY %lu", session_index(p->kill_running.target),
-		  p->kill_running.thread_id);
+	TAILQ_REMOVE(&p->kills, k, entry);
+	p->kill_running = k;
+	n = snprintf(sql, sizeof(sql), "KILL QUERY %lu", k->thread_id);
+	log_debug("session %u: KILL QUERY %lu", session_index(k->target), k->thread_id);
 	session_query(p->control, sql, (size_t)n, 1, false, NULL, pool_kill_done, p);
 }
 
@@ -270,17 +262,19 @@ static void
 pool_kill_done(struct session *s, struct session_result *r, size_t n, void *arg)
 {
 	struct pool *p = arg;
+	struct pool_kill *k = p->kill_running;
 
 	(void)s;
 	(void)n;
 	if (r->lost)
 		return; /* pool_session_down requeued it */
-	p->kill_busy = false;
+	p->kill_running = NULL;
 	/* 1094 (unknown thread): the target's connection is already gone,
 	 * which ends its statement just as well. */
 	if (r->code != 0 && r->mysql_errno != 1094)
-		log_warnx("KILL QUERY %lu failed: %s", p->kill_running.thread_id, r->message);
-	session_kill_end(p->kill_running.target);
+		log_warnx("KILL QUERY %lu failed: %s", k->thread_id, r->message);
+	session_kill_end(k->target);
+	free(k);
 	pool_kill_next(p);
 }
 
@@ -376,7 +370,7 @@ pool_resize(struct pool *p, unsigned int size)
 
 	if (size == old)
 		return;
-	log_info("pool: %u -> %u session%s", old, size, size == 1 ? "" : "s");
+	log_info("pool: %u -> %u session%s", old, size, plural_s(size));
 	if (size > p->nsessions) {
 		p->sessions = xrealloc(p->sessions, size * sizeof(*p->sessions));
 		for (unsigned int i = p->nsessions; i < size; i++)
@@ -406,13 +400,19 @@ pool_close(struct pool *p)
 void
 pool_free(struct pool *p)
 {
+	struct pool_kill *k;
+
 	if (p == NULL)
 		return;
 	for (unsigned int i = 0; i < p->nsessions; i++)
 		session_free(p->sessions[i]);
 	session_free(p->control);
 	free(p->sessions);
-	free(p->kills);
+	while ((k = TAILQ_FIRST(&p->kills)) != NULL) {
+		TAILQ_REMOVE(&p->kills, k, entry);
+		free(k);
+	}
+	free(p->kill_running);
 	buf_free(&p->control_sql);
 	free(p);
 }

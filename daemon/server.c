@@ -16,6 +16,7 @@
 #include "daemon/notify.h"
 #include "daemon/pool.h"
 #include "util/monotime.h"
+#include "util/plural.h"
 
 /* How long shutdown waits for MySQL to confirm the last rollbacks before
  * it closes the sessions anyway (closing makes MySQL roll back too). */
@@ -178,17 +179,17 @@ server_shutdown(const char *why, bool now)
 			struct server_census census;
 			server_census(&census);
 			log_info("%s: draining: %u held lease%s may finish within %lld ms", why,
-				 census.held, census.held == 1 ? "" : "s",
+				 census.held, plural_s(census.held),
 				 (long long)server.conf.drain_timeout_ms);
 			server_drain_timer = evtimer_new(server.base, server_drain_cb, NULL);
 			evtimer_add(server_drain_timer, &tv);
 			return;
 		}
 		log_info("%s: shutting down; rolling back %u lease%s", why, server.nleases,
-			 server.nleases == 1 ? "" : "s");
+			 plural_s(server.nleases));
 	} else {
 		log_info("%s: not waiting any longer; rolling back %u lease%s", why,
-			 server.nleases, server.nleases == 1 ? "" : "s");
+			 server.nleases, plural_s(server.nleases));
 	}
 	if (server_drain_timer != NULL) {
 		event_free(server_drain_timer);
@@ -222,7 +223,7 @@ server_grace_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	log_warnx("shutdown: %u lease%s still releasing after %d ms; closing their sessions",
-		  server.nleases, server.nleases == 1 ? "" : "s", SERVER_SHUTDOWN_GRACE_MS);
+		  server.nleases, plural_s(server.nleases), SERVER_SHUTDOWN_GRACE_MS);
 	server_finish();
 }
 
@@ -272,7 +273,7 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	log_warnx("shutdown: %u client%s did not read their last answers; closing",
-		  server.nclients, server.nclients == 1 ? "" : "s");
+		  server.nclients, plural_s(server.nclients));
 	server_exit();
 }
 

@@ -1,4 +1,4 @@
-/* SQL text: binding, the statement firewall, statement ends, session effects, LOCK TABLES. */
+/* SQL text: binding, the statement firewall, how statements start and end, session effects, LOCK TABLES. */
 #ifndef TABLELOCK_SQLTEXT_H
 #define TABLELOCK_SQLTEXT_H
 
@@ -92,6 +92,36 @@ enum sqltext_verdict sqltext_firewall(const char *sql, size_t len, char *why, si
  * the ';' and the whitespace and comments after it.
  */
 size_t sqltext_statement_length(const char *sql, size_t len);
+
+/*
+ * How a statement the firewall allowed starts, for the daemon's batch
+ * (lease.c), cut at sqltext_statement_length or not. Which versioned
+ * comments run depends on the server's version, which this module does
+ * not know, so both look at every reading of them, as the firewall does;
+ * a reading in which the whole statement sits in a skipped comment (so
+ * that nothing, or only the ';', is left) runs nothing, so it starts with
+ * anything and returns no rows.
+ */
+
+/*
+ * Whether the statement is a DO: its first token is the keyword DO in the
+ * reading where every versioned comment is code, and in every other
+ * reading that same DO or nothing. Then *at is its offset (the keyword is
+ * sql[*at .. *at + 2)), and writing SELECT there changes what the
+ * statement does, in every reading, only in that it returns its row. False
+ * for any other text, text the lexer cannot read included.
+ */
+bool sqltext_leading_do(const char *sql, size_t len, size_t *at);
+
+/*
+ * Whether the statement may return a result set (rows, which max_rows and
+ * max_result_bytes can refuse). Conservative: false only when every
+ * reading that runs anything starts with a keyword the firewall allows
+ * that is not a query (INSERT, UPDATE, DELETE, REPLACE, DO, SET) and none
+ * has the keyword RETURNING outside strings, quoted names and comments.
+ * True for text the lexer cannot read.
+ */
+bool sqltext_may_return_rows(const char *sql, size_t len);
 
 /*
  * Session state a statement may leave behind that MariaDB 10.11's

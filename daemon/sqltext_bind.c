@@ -1,6 +1,7 @@
 /* SQL text: placeholders, and binding params into them with their escapes. */
 #include "daemon/sqltext.h"
 #include "daemon/sqltext_private.h"
+#include "util/plural.h"
 
 #include <limits.h>
 #include <math.h>
@@ -258,7 +259,7 @@ sqltext_bind_check(const char *sql, size_t len, const json_t *params, char *why,
 	if (count != given)
 		return sqltext_reason(why, whysize,
 		                      "statement has %zu placeholder%s but %zu param%s given",
-		                      count, count == 1 ? "" : "s", given, given == 1 ? "" : "s");
+		                      count, plural_s(count), given, plural_s(given));
 	for (size_t i = 0; i < given; i++) {
 		const char *problem = sqltext_bind_problem(json_array_get(params, i));
 		if (problem != NULL)

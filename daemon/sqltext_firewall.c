@@ -1,4 +1,4 @@
-/* SQL text: the statement firewall, and where an allowed statement ends. */
+/* SQL text: the statement firewall, and how an allowed statement starts and ends. */
 #include "daemon/sqltext.h"
 #include "daemon/sqltext_private.h"
 
@@ -29,6 +29,9 @@ static bool sqltext_firewall_once(const char *sql, size_t len, uint32_t ignore_m
                                   struct sqltext_scan *scan, char *why, size_t whysize);
 static void sqltext_firewall_end_text(const struct sqltext_scan *scan, char *text, size_t size);
 static bool sqltext_firewall_reading(void *arg, uint32_t mask, unsigned *versioned_seen);
+static bool sqltext_firewall_is_quiet(const struct sqltext_lexer *lx,
+                                      const struct sqltext_token *first);
+static bool sqltext_firewall_start_reading(void *arg, uint32_t mask, unsigned *versioned_seen);
 
 /* How the firewall names a token that cannot start a statement. */
 static const char *const sqltext_firewall_noun[] = {
@@ -54,7 +57,7 @@ struct sqltext_rule {
 	const char *keyword; /* first keyword */
 	const char *second;  /* second keyword, or NULL for any */
 	enum sqltext_rule_action action;
-	bool query;         /* may also be parenthesised: (SELECT 1) */
+	bool query;         /* returns rows, and may be parenthesised: (SELECT 1) */
 	const char *reason; /* why SQLTEXT_RULE_DENY */
 };
 
@@ -678,4 +681,87 @@ sqltext_statement_length(const char *sql, size_t len)
 		if (sqltext_lexer_is_punct(sql, &tok, ';'))
 			return tok.start;
 	return len;
+}
+
+/* An allowed statement that starts with first returns no rows without
+ * RETURNING: every allowed one but the queries (INSERT, UPDATE, DELETE,
+ * REPLACE, DO, SET). */
+static bool
+sqltext_firewall_is_quiet(const struct sqltext_lexer *lx, const struct sqltext_token *first)
+{
+	const struct sqltext_rule *rule;
+
+	if (first->kind != SQLTEXT_TOKEN_WORD)
+		return false;
+	rule = sqltext_firewall_rule_find(lx, first);
+	return rule != NULL && rule->action != SQLTEXT_RULE_DENY && !rule->query;
+}
+
+/* How the statement starts, over every reading of its versioned comments:
+ * for sqltext_leading_do and sqltext_may_return_rows. */
+struct sqltext_firewall_start {
+	const char *sql;
+	size_t len;
+	struct sqltext_token first; /* the first token of the all-code reading */
+	bool same;                  /* every other reading starts with it, or is empty */
+	bool rows;                  /* some reading may return rows */
+};
+
+/* One reading. A reading that is empty (its whole statement in a skipped
+ * versioned comment: nothing, or nothing before the ';') runs nothing: it
+ * starts with anything, and returns no rows. Text the lexer cannot read
+ * starts with nothing known and may return rows. */
+static bool
+sqltext_firewall_start_reading(void *arg, uint32_t mask, unsigned *versioned_seen)
+{
+	struct sqltext_firewall_start *st = arg;
+	struct sqltext_lexer lx;
+	struct sqltext_token first, tok;
+	enum sqltext_token_kind kind;
+	bool empty;
+
+	sqltext_lexer_init(&lx, st->sql, st->len, mask, true);
+	kind = sqltext_lexer_next(&lx, &first);
+	empty = kind == SQLTEXT_TOKEN_END || sqltext_lexer_is_punct(st->sql, &first, ';');
+	if (mask == 0)
+		st->first = first;
+	else if (!empty && (first.kind != st->first.kind || first.start != st->first.start ||
+	                    first.end != st->first.end))
+		st->same = false;
+	if (!empty && !sqltext_firewall_is_quiet(&lx, &first))
+		st->rows = true;
+	for (tok = first; kind != SQLTEXT_TOKEN_END && kind != SQLTEXT_TOKEN_ERROR;
+	     kind = sqltext_lexer_next(&lx, &tok))
+		if (sqltext_lexer_is_keyword(st->sql, &tok, "RETURNING"))
+			st->rows = true;
+	if (kind == SQLTEXT_TOKEN_ERROR) {
+		st->same = false;
+		st->rows = true;
+	}
+	*versioned_seen = lx.versioned_seen;
+	return kind != SQLTEXT_TOKEN_ERROR;
+}
+
+bool
+sqltext_leading_do(const char *sql, size_t len, size_t *at)
+{
+	struct sqltext_firewall_start st = {.sql = sql, .len = len, .same = true};
+
+	if (sql == NULL ||
+	    !sqltext_lexer_each_reading(sqltext_firewall_start_reading, &st) || !st.same ||
+	    !sqltext_lexer_is_keyword(sql, &st.first, "DO"))
+		return false;
+	*at = st.first.start;
+	return true;
+}
+
+bool
+sqltext_may_return_rows(const char *sql, size_t len)
+{
+	struct sqltext_firewall_start st = {.sql = sql, .len = len, .same = true};
+
+	if (sql == NULL)
+		return false;
+	sqltext_lexer_each_reading(sqltext_firewall_start_reading, &st);
+	return st.rows;
 }

@@ -10,22 +10,6 @@
 #include "daemon/server.h"
 #include "util/monotime.h"
 
-/* The totals status reports (proto/PROTOCOL.md, status) after "acquired",
- * in this order: how many leases ended which way. */
-static const struct {
-	const char *name;
-	enum lease_end end;
-} status_totals[] = {
-	{"committed", LEASE_END_COMMIT},
-	{"rolled_back", LEASE_END_ROLLBACK},
-	{"expired", LEASE_END_EXPIRED},
-	{"released_on_disconnect", LEASE_END_DISCONNECT},
-	{"lock_timeouts", LEASE_END_LOCK_TIMEOUT},
-	{"revoked", LEASE_END_REVOKED},
-	{"lost", LEASE_END_LOST},
-	{"shutdown", LEASE_END_SHUTDOWN},
-};
-
 void
 status_fill(json_t *resp, struct client *asker)
 {
@@ -52,9 +36,12 @@ status_fill(json_t *resp, struct client *asker)
 	json_object_set_new(resp, "leases", leases);
 	json_object_set_new(resp, "pool", pool_status(server.pool));
 	json_object_set_new(totals, "acquired", json_integer((json_int_t)t->acquired));
-	for (size_t i = 0; i < sizeof(status_totals) / sizeof(status_totals[0]); i++)
-		json_object_set_new(totals, status_totals[i].name,
-				    json_integer((json_int_t)t->ended[status_totals[i].end]));
+	/* After "acquired", how many leases ended which way, in lease_end's
+	 * order (proto/PROTOCOL.md, status). */
+	for (int i = 0; i < LEASE_END__COUNT; i++)
+		if (lease_end_total((enum lease_end)i) != NULL)
+			json_object_set_new(totals, lease_end_total((enum lease_end)i),
+					    json_integer((json_int_t)t->ended[i]));
 	json_object_set_new(resp, "totals", totals);
 	json_object_set_new(resp, "clients", json_integer(server.nclients));
 	server_census(&census);

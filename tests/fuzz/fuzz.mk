@@ -27,7 +27,7 @@ FUZZ_SRC_request := proto/proto_frame.c proto/proto_request.c proto/proto_respon
 	proto/proto_table.c
 FUZZ_SRC_table := proto/proto_table.c $(SQLTEXT_SRC)
 FUZZ_SRC_sqltext := $(SQLTEXT_SRC)
-FUZZ_SRC_conf := conf/conf.c daemon/access.c proto/proto_table.c
+FUZZ_SRC_conf := conf/conf.c daemon/access.c proto/proto_table.c util/hostport.c
 FUZZ_SRC_access := daemon/access.c proto/proto_table.c
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))

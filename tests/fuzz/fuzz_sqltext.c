@@ -1,4 +1,4 @@
-/* libFuzzer harness for daemon/sqltext.h: counting, binding, the firewall, statement ends, effects. */
+/* libFuzzer harness for daemon/sqltext.h: counting, binding, the firewall, statement starts and ends, effects. */
 /*
  * Built by tests/fuzz/fuzz.mk, run by `make fuzz` and tests/fuzz/run.sh
  * (with tests/fuzz/sqltext.dict).
@@ -16,7 +16,11 @@
  *   readings); the daemon's batch piece T[0..n) + "\n;" is allowed and
  *   ends at that ';', and with a statement after it is refused for text
  *   after the ';' at n + 1; and the cut drops no token, so all three have
- *   T's session effects.
+ *   T's session effects, and T[0..n) starts as T does (leading DO, rows);
+ * - sqltext_leading_do's offset is that of a "DO" inside the text, and
+ *   when T[0..n) leads with DO, the daemon's rewrite of it, with SELECT in
+ *   place of the DO, is allowed, has T's effects, ends at n + 4, leads
+ *   with DO no longer and may return rows.
  * And for the input as a string param (escaped by the daemon's own
  * sqltext_escape_backslash, which is mysql_real_escape_string's with
  * backslash escapes on, as the daemon's sessions require):
@@ -31,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/sqltext.h"
 
@@ -41,6 +46,7 @@ static json_t *fuzz_sqltext_params(const uint8_t *data, size_t size, long count)
 static void fuzz_sqltext_unescape_select(const struct buf *bound, const uint8_t *data, size_t size);
 static void fuzz_sqltext_check_strings(const uint8_t *data, size_t size);
 static void fuzz_sqltext_check_cut(const char *sql, size_t size);
+static void fuzz_sqltext_check_do(const char *sql, size_t n, unsigned effects);
 
 static void
 fuzz_sqltext_check_reason(const char *why, size_t size, bool must_have_one)
@@ -179,6 +185,12 @@ fuzz_sqltext_check_cut(const char *sql, size_t size)
 	}
 	if (sqltext_statement_length(piece, n) != n || sqltext_session_effects(piece, n) != effects)
 		abort();
+	size_t at = 0, piece_at = 0;
+	bool is_do = sqltext_leading_do(sql, size, &at);
+	if (sqltext_leading_do(piece, n, &piece_at) != is_do || piece_at != at ||
+	    sqltext_may_return_rows(piece, n) != sqltext_may_return_rows(sql, size))
+		abort();
+	fuzz_sqltext_check_do(piece, n, effects);
 	memcpy(piece + n, "\n;", 2);
 	if (sqltext_firewall(piece, n + 2, why, sizeof why) != SQLTEXT_ALLOW) {
 		fprintf(stderr, "the daemon's piece of text cut at %zu is refused: %s\n", n, why);
@@ -194,6 +206,34 @@ fuzz_sqltext_check_cut(const char *sql, size_t size)
 		abort();
 	}
 	free(piece);
+}
+
+/* sql[0..n) is allowed and cut where the daemon cuts it: the daemon's
+ * DO -> SELECT rewrite (lease_append_statements) keeps it allowed. */
+static void
+fuzz_sqltext_check_do(const char *sql, size_t n, unsigned effects)
+{
+	char why[512];
+	size_t at, ignored;
+	char *select;
+
+	if (!sqltext_leading_do(sql, n, &at))
+		return;
+	select = malloc(n + 4);
+	if (select == NULL)
+		abort();
+	memcpy(select, sql, at);
+	memcpy(select + at, "SELECT", 6);
+	memcpy(select + at + 6, sql + at + 2, n - at - 2);
+	if (sqltext_firewall(select, n + 4, why, sizeof why) != SQLTEXT_ALLOW) {
+		fprintf(stderr, "DO at %zu sent as SELECT is refused: %s\n", at, why);
+		abort();
+	}
+	if (sqltext_statement_length(select, n + 4) != n + 4 ||
+	    sqltext_session_effects(select, n + 4) != effects ||
+	    sqltext_leading_do(select, n + 4, &ignored) || !sqltext_may_return_rows(select, n + 4))
+		abort();
+	free(select);
 }
 
 int
@@ -223,6 +263,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((sqltext_session_effects(sql, size) & ~(unsigned)SQLTEXT_EFFECT_ALL) != 0)
 		abort();
+	size_t do_at = size;
+	if (sqltext_leading_do(sql, size, &do_at) &&
+	    (do_at + 2 > size || strncasecmp(sql + do_at, "DO", 2) != 0))
+		abort();
+	(void)sqltext_may_return_rows(sql, size);
 	if (verdict == SQLTEXT_ALLOW)
 		fuzz_sqltext_check_cut(sql, size);
 

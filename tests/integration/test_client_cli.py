@@ -149,6 +149,28 @@ def test_status_shows_held_locking_and_waiting_in_order(daemon, tables, mariadb,
             cur.execute("UNLOCK TABLES")
 
 
+def test_status_counts_one_in_the_singular(daemon, tables):
+    """A count of one reads "1 lease", "1 client", "1 session", "1 lock
+    timeout"; any other count takes the plural (util/plural.h)."""
+    d = daemon(mysql={"pool_size": 1})
+    with d.client() as holder, d.client() as other:
+        ok(holder.call({"op": "acquire", "write": ["t1"]}))
+        resp = other.call({"op": "acquire", "write": ["t1"], "wait_ms": 0})
+        assert resp["error"]["code"] == "lock_timeout", resp
+        other.close()
+        p = cli(["status"], sock=d.sock)
+        assert p.returncode == 0, p.stderr
+        assert re.match(r"1 lease: 1 held, 0 locking, 0 waiting; 2 clients; up ", p.stdout), \
+            p.stdout
+        assert re.search(r"^pool: +1 session: ", p.stdout, re.M), p.stdout
+        assert re.search(r"^ +1 lock timeout, 0 revoked, ", p.stdout, re.M), p.stdout
+        ok(holder.call({"op": "rollback"}))
+    p = cli(["status"], sock=d.sock)
+    assert p.returncode == 0, p.stderr
+    assert re.match(r"0 leases: 0 held, 0 locking, 0 waiting; 1 client; up ", p.stdout), p.stdout
+    assert re.search(r"^totals: 1 acquired, 0 committed, 1 rolled back, ", p.stdout, re.M)
+
+
 def test_status_hides_other_clients_from_non_admins(daemon, tables):
     d = daemon(daemon={"socket_mode": "0666"})
     open_socket_to_everyone(d)

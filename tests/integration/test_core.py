@@ -510,8 +510,11 @@ def test_status_shows_held_and_waiting_leases(daemon, observer, tables):
             assert isinstance(pool.get(key), int), "pool.%s: %r" % (key, pool)
         assert pool["size"] == 4 and pool["busy"] >= 1
         totals = st["totals"]
-        for key in ("acquired", "committed", "rolled_back", "expired", "released_on_disconnect", "lock_timeouts"):
-            assert isinstance(totals.get(key), int), "totals.%s: %r" % (key, totals)
+        # Every key, in proto/PROTOCOL.md's order (lease.c's table of names).
+        assert list(totals) == ["acquired", "committed", "rolled_back", "expired",
+                                "released_on_disconnect", "lock_timeouts", "revoked", "lost",
+                                "shutdown"], totals
+        assert all(isinstance(v, int) for v in totals.values()), totals
         assert totals["acquired"] == before["totals"]["acquired"] + 1
         ok(holder.call({"op": "commit"}))
         ok(waiter.recv_response(timeout=3))

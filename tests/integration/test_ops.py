@@ -915,6 +915,11 @@ def test_metrics_move_with_the_workload(daemon, observer, tables):
             return m2(name, **labels) - m0(name, **labels)
 
         ended = "tablelockd_leases_ended_total"
+        # One series per outcome (lease.c's table of names), none twice.
+        outcomes = [dict(labels)["outcome"] for name, labels in m2.samples if name == ended]
+        assert sorted(outcomes) == sorted(["committed", "rolled_back", "expired", "disconnected",
+                                           "lock_timeout", "revoked", "lost", "shutdown",
+                                           "failed"]), outcomes
         assert delta(ended, outcome="committed") == 3
         assert delta(ended, outcome="rolled_back") == 1
         assert delta(ended, outcome="expired") == 1
@@ -990,6 +995,18 @@ def test_healthz_is_503_when_mysql_is_unreachable(daemon, notify_socket, tables)
     assert m("tablelockd_pool_sessions", state="idle") == 0
     with d.client() as c:
         assert error_code(acquire(c, write=["t1"])) == "unavailable"
+
+
+def test_metrics_address_is_split_as_listen_lines_are(daemon):
+    """[metrics] listen is split by util/hostport.c, as listen lines and the
+    clients' addresses are: an IPv6 address needs its brackets ("::1:9470"
+    could be split two ways), and the daemon says so as it refuses to start."""
+    d = daemon(wait=False, metrics={"listen": "::1:9470"})
+    rc = d.proc.wait(timeout=scaled(10))
+    d.proc = None
+    assert rc == 1, d.log_text()
+    want = "tablelockd: [metrics] listen ::1:9470: an IPv6 address goes in brackets, as [::1]:7000"
+    assert want in d.log_text(), d.log_text()
 
 
 def test_reload_moves_the_metrics_endpoint(daemon):

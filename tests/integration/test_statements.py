@@ -1111,6 +1111,21 @@ def test_result_too_large_in_transact_rolls_back(daemon, observer, tables):
         settled_status(d)
 
 
+def test_result_too_large_in_transact_rolls_back_in_every_reading(daemon, observer, tables):
+    """A statement that starts with UPDATE, but is a query where the server
+    skips a versioned comment (MariaDB never runs /*!99999), returns rows
+    the limit refuses: the commit must wait for its results
+    (sqltext_may_return_rows reads every reading)."""
+    d = daemon(statements={"max_rows": 5})
+    with d.client() as c:
+        resp = transact(c, ["UPDATE t1 SET v = 0",
+                            "/*!99999 UPDATE t1 SET v = v WHERE 0 AND */ " + _rows_sql(6)])
+        assert error_code(resp) == "result_too_large", resp
+        assert resp.get("statement") == 1
+        assert table_rows(observer, "t1") == ORIGINAL
+        settled_status(d)
+
+
 def test_slow_statement_times_out_and_the_lease_stays_usable(daemon, observer, tables):
     d = daemon(statements={"timeout_ms": 300})
     with d.client() as c:
@@ -1166,6 +1181,25 @@ def test_interrupted_do_sleep_answers_statement_timeout(daemon, observer, tables
         resp = transact(c, ["UPDATE t1 SET v = 0", "DO SLEEP(5)"], timeout=10)
         assert error_code(resp) == "statement_timeout", resp
         assert resp.get("statement") == 1
+    assert table_rows(observer, "t1") == ORIGINAL
+
+
+def test_do_is_sent_as_select_where_sqltext_reads_a_do(daemon, observer, tables):
+    """The daemon sends a DO as SELECT (so that timeout_ms interrupts it
+    with an error) where daemon/sqltext.h's lexer, the firewall's, finds it
+    first: after a "--" comment ended by DEL, and inside a versioned
+    comment; not where a server that skips the comment runs a query."""
+    d = daemon(statements={"timeout_ms": 300})
+    with d.client() as c:
+        ok(acquire(c))
+        for sql in ("--\x7f\nDO SLEEP(5)", "/*!50000 DO SLEEP(5) */", "/*!DO SLEEP(5)*/"):
+            t0 = time.monotonic()
+            resp = query(c, sql, timeout=10)
+            assert error_code(resp) == "statement_timeout", (sql, resp)
+            assert time.monotonic() - t0 < scaled(1.5)
+        assert "columns" not in result(query(c, "/*!50000 DO 1 */"))
+        assert rows(query(c, "/*!99999 DO */ SELECT 1")) == [[1]]
+        ok(c.call({"op": "rollback"}))
     assert table_rows(observer, "t1") == ORIGINAL
 
 

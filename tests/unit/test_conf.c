@@ -372,11 +372,11 @@ static const struct bad_case bad_cases[] = {
 	 "t.conf:2: [tokens] app: must be the token's SHA-256 as 64 hex digits "
 	 "(printf %s TOKEN | sha256sum), never the token itself"},
 	{"[daemon]\nlisten = tcp:localhost\n",
-	 "t.conf:2: [daemon] listen: must be tcp:HOST:PORT, as tcp:127.0.0.1:7000 "
-	 "(tcp:0.0.0.0:PORT for every address)"},
+	 "t.conf:2: [daemon] listen: must be tcp:HOST:PORT, as tcp:127.0.0.1:7000"},
 	{"[daemon]\nlisten = tcp::7000\n",
-	 "t.conf:2: [daemon] listen: must be tcp:HOST:PORT, as tcp:127.0.0.1:7000 "
-	 "(tcp:0.0.0.0:PORT for every address)"},
+	 "t.conf:2: [daemon] listen: must be tcp:HOST:PORT, as tcp:127.0.0.1:7000"},
+	{"[daemon]\nlisten = tls:localhost\n",
+	 "t.conf:2: [daemon] listen: must be tls:HOST:PORT, as tls:127.0.0.1:7000"},
 	{"[daemon]\nlisten = tcp:::1:7000\n",
 	 "t.conf:2: [daemon] listen: an IPv6 address goes in brackets, as tcp:[::1]:7000"},
 	{"[daemon]\nlisten = tcp:[::1]7000\n",
@@ -393,7 +393,8 @@ static const struct bad_case bad_cases[] = {
 	 "t.conf:2: [daemon] listen: the port must be an integer between 1 and 65535"},
 	{"[daemon]\nlisten = tcp:h:http\n",
 	 "t.conf:2: [daemon] listen: the port must be an integer between 1 and 65535"},
-	{"[daemon]\nlisten = tcp:a b:1\n", "t.conf:2: [daemon] listen: the host contains a space"},
+	{"[daemon]\nlisten = tcp:a b:1\n",
+	 "t.conf:2: [daemon] listen: the host contains a space or a control character"},
 	{"[daemon]\nlisten = unix:/a\nlisten = tcp:h:1\n  unix:/a\n",
 	 "t.conf:4: [daemon] listen: unix:/a is listed twice"},
 	/* What inih itself refuses. */

@@ -1489,6 +1489,141 @@ test_sqltext_session_effects_readings(void **state)
 	assert_int_equal(sqltext_session_effects("SELECT `a\0b`", 12), SQLTEXT_EFFECT_ALL);
 }
 
+/* What the daemon's batch needs to know of how a statement starts: is it a
+ * DO (sent as SELECT, lease.c), and may it return rows. */
+struct test_sqltext_start {
+	const char *sql;
+	size_t len;   /* 0: strlen(sql) */
+	long do_at;   /* sqltext_leading_do's *at, or -1 for false */
+	bool rows;    /* sqltext_may_return_rows */
+};
+
+static void
+test_sqltext_starts(const struct test_sqltext_start *cases, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		const char *sql = cases[i].sql;
+		size_t len = cases[i].len != 0 ? cases[i].len : strlen(sql);
+		size_t at = 12345;
+		bool is_do = sqltext_leading_do(sql, len, &at);
+		bool rows = sqltext_may_return_rows(sql, len);
+
+		if (is_do != (cases[i].do_at >= 0) || (is_do && at != (size_t)cases[i].do_at))
+			fail_msg("leading_do(\"%s\") = %d at %zu, want %ld", sql, is_do, at,
+			         cases[i].do_at);
+		if (!is_do && at != 12345)
+			fail_msg("leading_do(\"%s\") wrote *at without a DO", sql);
+		if (rows != cases[i].rows)
+			fail_msg("may_return_rows(\"%s\") = %d, want %d", sql, rows, cases[i].rows);
+	}
+}
+
+#define TEST_SQLTEXT_STARTS(cases) test_sqltext_starts(cases, sizeof cases / sizeof cases[0])
+
+static void
+test_sqltext_start_leading_do(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_start cases[] = {
+		{ "DO 1", 0, 0, false },
+		{ "do sleep(1)", 0, 0, false },
+		{ "  DO(1)", 0, 2, false },
+		{ "/* c */ DO 1", 0, 8, false },
+		{ "-- c\nDO 1", 0, 5, false },
+		{ "# c\nDO 1", 0, 4, false },
+		{ "/*!DO 1*/", 0, 3, false },
+		{ "/*M!DO 1*/", 0, 4, false },
+		{ "/*!50000 */ DO 1", 0, 12, false },
+		/* A server that skips the comment runs nothing. */
+		{ "/*!50000 DO SLEEP(1) */", 0, 9, false },
+		{ "/*!50000 DO SLEEP(1) */ ;", 0, 9, false },
+		{ "/*M!100000 DO 1 */", 0, 11, false },
+		/* Not a DO. */
+		{ "SELECT 1", 0, -1, true },
+		{ "DOX 1", 0, -1, true },
+		{ "DO1", 0, -1, true },
+		{ "`DO` 1", 0, -1, true },
+		{ "(DO 1)", 0, -1, true },
+		{ "SELECT 1 /*! DO */", 0, -1, true },
+		{ "", 0, -1, false },
+		/* A server that skips the comment runs the SELECT, whose rows
+		 * must not be dropped. */
+		{ "/*!99999 DO */ SELECT 1", 0, -1, true },
+		/* Where a lexer of its own once differed from this one: a
+		 * version is 5 or 6 digits (fewer or more are code) ... */
+		{ "/*!12345 DO 1 */", 0, 9, false },
+		{ "/*!123456 DO 1 */", 0, 10, false },
+		{ "/*!123 DO 1 */", 0, -1, true },
+		{ "/*!1234567 DO 1 */", 0, -1, true },
+		/* ... "--" before DEL starts a comment ... */
+		{ "--\x7f\nDO 1", 0, 4, false },
+		/* ... "#" stops at a NUL byte ... */
+		{ "# c\0\nDO 1", 9, -1, true },
+		/* ... and "*" "/" outside an executable comment is not a closer. */
+		{ "*/ DO 1", 0, -1, true },
+		{ "/*!50000 */ */ DO 1", 0, -1, true },
+		/* Unreadable. */
+		{ "DO 'abc", 0, -1, true },
+		{ "/*!50000 DO 1", 0, -1, true },
+	};
+
+	TEST_SQLTEXT_STARTS(cases);
+	assert_false(sqltext_leading_do(NULL, 0, &(size_t){0}));
+}
+
+static void
+test_sqltext_start_may_return_rows(void **state)
+{
+	(void)state;
+	static const struct test_sqltext_start cases[] = {
+		{ "UPDATE t SET a = 1", 0, -1, false },
+		{ "insert into t values (1)", 0, -1, false },
+		{ "INSERT INTO t SELECT * FROM u", 0, -1, false },
+		{ "DELETE FROM t", 0, -1, false },
+		{ "REPLACE INTO t VALUES (1)", 0, -1, false },
+		{ "SET @a = (SELECT 1)", 0, -1, false },
+		{ "/* c */ UPDATE t SET a = 1", 0, -1, false },
+		{ "/*!50000 UPDATE t SET a = 1 */", 0, -1, false },
+		{ "/*!50000 UPDATE t SET a = 1 */;", 0, -1, false },
+		{ "SELECT 1", 0, -1, true },
+		{ "(SELECT 1)", 0, -1, true },
+		{ "WITH a AS (SELECT 1) SELECT * FROM a", 0, -1, true },
+		{ "VALUES (1)", 0, -1, true },
+		{ "TABLE t", 0, -1, true },
+		{ "`UPDATE` t", 0, -1, true },
+		{ "COMMIT", 0, -1, true },
+		/* RETURNING, as a keyword only (it was once matched anywhere in
+		 * the text). */
+		{ "DELETE FROM t RETURNING id", 0, -1, true },
+		{ "INSERT INTO t VALUES (1) returning id", 0, -1, true },
+		{ "REPLACE INTO t VALUES (1) RETURNING *", 0, -1, true },
+		{ "DELETE FROM t /*!99999 RETURNING id */", 0, -1, true },
+		{ "DELETE FROM t /*M!100000 RETURNING id */", 0, -1, true },
+		{ "UPDATE t SET note = 'RETURNING'", 0, -1, false },
+		{ "UPDATE t SET note = \"returning\"", 0, -1, false },
+		{ "UPDATE t SET a = 1 -- RETURNING", 0, -1, false },
+		{ "UPDATE t SET a = 1 /* RETURNING */", 0, -1, false },
+		{ "UPDATE t SET returning_count = 1", 0, -1, false },
+		{ "UPDATE t SET `RETURNING` = 1", 0, -1, false },
+		/* Every reading counts: where the comment is skipped this is a
+		 * SELECT. */
+		{ "/*!99999 UPDATE t SET a = a WHERE 0 AND */ SELECT 1", 0, -1, true },
+		/* The old lexer's differences, as for DO. */
+		{ "/*!123 UPDATE t SET a = 1 */", 0, -1, true },
+		{ "--\x7f\nUPDATE t SET a = 1", 0, -1, false },
+		{ "# c\0\nUPDATE t SET a = 1", 22, -1, true },
+		{ "*/ UPDATE t SET a = 1", 0, -1, true },
+		/* Unreadable text may return anything. */
+		{ "UPDATE t SET a = 'abc", 0, -1, true },
+		{ "UPDATE t SET a = 1 /*!50000 + 1", 0, -1, true },
+	};
+
+	TEST_SQLTEXT_STARTS(cases);
+	assert_false(sqltext_may_return_rows(NULL, 0));
+	/* Only len bytes are read. */
+	assert_false(sqltext_may_return_rows("DELETE FROM t RETURNING id", 13));
+}
+
 /* Every placeholder template a client might send, bound and then checked:
  * the daemon checks the bound text, which is what the server runs. */
 static void
@@ -1541,6 +1676,8 @@ main(void)
 		cmocka_unit_test(test_sqltext_firewall_dashes_before_semicolon),
 		cmocka_unit_test(test_sqltext_statement_length_cuts),
 		cmocka_unit_test(test_sqltext_statement_length_refused_text),
+		cmocka_unit_test(test_sqltext_start_leading_do),
+		cmocka_unit_test(test_sqltext_start_may_return_rows),
 		cmocka_unit_test(test_sqltext_session_effects_measured),
 		cmocka_unit_test(test_sqltext_session_effects_none),
 		cmocka_unit_test(test_sqltext_session_effects_user_variables),

@@ -220,7 +220,8 @@ class Result:
         if self.error is not None:
             return "<Result error: %s>" % self.error.code
         if self.columns:
-            return "<Result %d rows: %s>" % (len(self.rows), ", ".join(self.columns))
+            n = len(self.rows)
+            return "<Result %d row%s: %s>" % (n, "" if n == 1 else "s", ", ".join(self.columns))
         return "<Result %d affected>" % self.affected_rows
 
 
