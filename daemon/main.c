@@ -196,9 +196,21 @@ main(int argc, char **argv)
 	event_base_dispatch(server.base);
 
 	log_info("tablelockd stopped");
+	/* Stopped means exit 0: a SIGTERM now (systemd's, a second one) must
+	 * not kill the process on its way out once libevent hands the signals
+	 * back to their default action. Blocked first, so there is no gap. */
+	sigset_t quiet;
+	sigemptyset(&quiet);
+	sigaddset(&quiet, SIGTERM);
+	sigaddset(&quiet, SIGINT);
+	sigaddset(&quiet, SIGHUP);
+	sigprocmask(SIG_BLOCK, &quiet, NULL);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	blockers_free();
 	pool_free(server.pool);
 	lockmgr_free(server.lockmgr);
