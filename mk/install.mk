@@ -16,6 +16,8 @@
 #       /usr/lib/sysusers.d when PREFIX is /usr, else $(PREFIX)/lib/sysusers.d
 #   $(MANDIR)/man1/tablelock.1, man5/tablelockd.conf.5, man8/tablelockd.8
 #       MANDIR = $(PREFIX)/share/man
+#   $(DATADIR)/tablelockd/prometheus/tablelockd.rules.yml
+#       the alert rules, for Prometheus's rule_files; DATADIR = $(PREFIX)/share
 # Each directory variable can be set on the command line to override it.
 #
 # `install` and `uninstall` are prerequisite-only rules (no recipe), so any
@@ -36,6 +38,8 @@ SYSCONFDIR ?= $(if $(INSTALL_IS_USR),/etc,$(INSTALL_PREFIX)/etc)
 SYSTEMD_UNIT_DIR ?= $(if $(INSTALL_IS_USR),/lib/systemd/system,$(INSTALL_PREFIX)/lib/systemd/system)
 SYSUSERS_DIR ?= $(if $(INSTALL_IS_USR),/usr/lib/sysusers.d,$(INSTALL_PREFIX)/lib/sysusers.d)
 MANDIR ?= $(INSTALL_PREFIX)/share/man
+DATADIR ?= $(INSTALL_PREFIX)/share
+RULESDIR = $(DATADIR)/tablelockd/prometheus
 
 INSTALL ?= install
 
@@ -53,7 +57,8 @@ uninstall: daemon-uninstall
 daemon-install: $(DAEMON)
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/tablelockd \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSUSERS_DIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(RULESDIR)
 	$(INSTALL) -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/tablelockd
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/tablelockd/tablelockd.conf ]; then \
 		echo "kept $(DESTDIR)$(SYSCONFDIR)/tablelockd/tablelockd.conf (the sample is conf/tablelockd.conf)"; \
@@ -73,6 +78,7 @@ daemon-install: $(DAEMON)
 	$(INSTALL) -m 644 man/tablelock.1 $(DESTDIR)$(MANDIR)/man1/tablelock.1
 	$(INSTALL) -m 644 man/tablelockd.conf.5 $(DESTDIR)$(MANDIR)/man5/tablelockd.conf.5
 	$(INSTALL) -m 644 man/tablelockd.8 $(DESTDIR)$(MANDIR)/man8/tablelockd.8
+	$(INSTALL) -m 644 prometheus/tablelockd.rules.yml $(DESTDIR)$(RULESDIR)/tablelockd.rules.yml
 	@if [ -z "$(DESTDIR)" ]; then \
 		echo "next: systemd-sysusers tablelockd.conf; systemctl daemon-reload;"; \
 		echo "      systemctl enable --now tablelockd.socket (see tablelockd(8))"; \
@@ -85,4 +91,5 @@ daemon-uninstall:
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tablelockd.socket \
 		$(DESTDIR)$(SYSUSERS_DIR)/tablelockd.conf \
 		$(DESTDIR)$(MANDIR)/man1/tablelock.1 $(DESTDIR)$(MANDIR)/man5/tablelockd.conf.5 \
-		$(DESTDIR)$(MANDIR)/man8/tablelockd.8
+		$(DESTDIR)$(MANDIR)/man8/tablelockd.8 $(DESTDIR)$(RULESDIR)/tablelockd.rules.yml
+	-rmdir $(DESTDIR)$(RULESDIR) $(DESTDIR)$(DATADIR)/tablelockd 2>/dev/null

@@ -268,7 +268,8 @@ INSTALLED = sorted(KEPT + [
     "lib/libtablelock.so.0.1.0", "lib/libtablelock.so.1", "lib/pkgconfig/tablelock.pc",
     "lib/systemd/system/tablelockd.service", "lib/systemd/system/tablelockd.socket",
     "lib/sysusers.d/tablelockd.conf", "sbin/tablelockd", "share/man/man1/tablelock.1",
-    "share/man/man5/tablelockd.conf.5", "share/man/man8/tablelockd.8"])
+    "share/man/man5/tablelockd.conf.5", "share/man/man8/tablelockd.8",
+    "share/tablelockd/prometheus/tablelockd.rules.yml"])
 
 
 def test_after_make_install_to_the_default_prefix(daemon, accounts, observer, tree, tmp_path,

@@ -321,6 +321,7 @@ def test_make_install_layout_prefix_usr(tmp_path):
         "usr/share/man/man1/tablelock.1": 0o644,
         "usr/share/man/man5/tablelockd.conf.5": 0o644,
         "usr/share/man/man8/tablelockd.8": 0o644,
+        "usr/share/tablelockd/prometheus/tablelockd.rules.yml": 0o644,
     }
     if (ROOT / "client" / "client.mk").exists():
         expect.update(
@@ -374,6 +375,7 @@ def test_make_install_layout_prefix_usr(tmp_path):
     assert not (dest / "usr/sbin/tablelockd").exists()
     assert not (dest / "lib/systemd/system/tablelockd.service").exists()
     assert not (dest / "usr/share/man/man8/tablelockd.8").exists()
+    assert not (dest / "usr/share/tablelockd").exists()
 
 
 def test_make_install_layout_default_prefix(tmp_path):
