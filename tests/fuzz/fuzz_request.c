@@ -144,9 +144,13 @@ fuzz_request_check_parsed(const struct proto_request *req, const struct proto_pa
 		st = &req->query;
 		nst = 1;
 	}
-	if ((req->op == PROTO_OP_TRANSACT || req->op == PROTO_OP_QUERY) != (nst > 0))
+	/* transact and query carry statements; acquire and commit may (run
+	 * with LOCK TABLES, or before the commit: PROTOCOL.md); nothing else. */
+	bool needs = req->op == PROTO_OP_TRANSACT || req->op == PROTO_OP_QUERY;
+	bool may = needs || req->op == PROTO_OP_ACQUIRE || req->op == PROTO_OP_COMMIT;
+	if ((needs && nst == 0) || (!may && nst > 0))
 		abort();
-	if (opts->max_statements > 0 && req->op == PROTO_OP_TRANSACT && nst > opts->max_statements)
+	if (opts->max_statements > 0 && req->op != PROTO_OP_QUERY && nst > opts->max_statements)
 		abort();
 	for (size_t i = 0; i < nst; i++) {
 		if (st[i].sql == NULL || st[i].sql_len == 0 ||
